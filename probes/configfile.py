@@ -1,0 +1,136 @@
+"""YAML files validated into pydantic models, with errors that name file, line and field.
+
+    config/customers/acme.yaml:14: expectations[2].warn: Input should be a valid number
+
+The YAML is composed into nodes first so every pydantic error location can be walked back to the
+line it came from (the shape of dagster's `pydantic_yaml.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# A configuration file is a few kilobytes; refusing huge ones keeps a wrong path (a log file)
+# from being parsed into memory.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    path: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """One or more problems in one file; str() is one line per problem."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def _field_path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
+    """The 1-based line of the deepest node that loc reaches."""
+    if node is None:
+        return None
+    line: int = node.start_mark.line + 1
+    for part in loc:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if str(key_node.value) == str(part):
+                    # An unknown key is reported on the key itself.
+                    child = value_node
+                    line = key_node.start_mark.line + 1
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if 0 <= part < len(node.value):
+                child = node.value[part]
+        if child is None:
+            # Pydantic adds tags for unions (e.g. the discriminator's value); skip those.
+            continue
+        node = child
+        line = node.start_mark.line + 1
+    return line
+
+
+def parse_yaml(text: str, path: str) -> tuple[Any, yaml.Node | None]:
+    """Parse YAML text; a syntax error becomes a ConfigError with its line."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError([ConfigProblem(path, line, "", f"YAML syntax: {exc.problem}")]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigProblem(path, None, "", f"YAML: {exc}")]) from exc
+    return data, node
+
+
+def validate(model: type[ModelT], data: Any, node: yaml.Node | None, path: str) -> ModelT:
+    if data is None:
+        data = {}
+    try:
+        return model.model_validate(data, context={"config_path": path})
+    except ValidationError as exc:
+        problems = [
+            ConfigProblem(path, _line_of(node, err["loc"]), _field_path(err["loc"]), err["msg"])
+            for err in exc.errors()
+        ]
+        raise ConfigError(problems) from exc
+
+
+def load_text(model: type[ModelT], text: str, path: str) -> ModelT:
+    data, node = parse_yaml(text, path)
+    return validate(model, data, node, path)
+
+
+def read_text(path: Path) -> str:
+    """Read a config file as UTF-8, refusing binary and huge files with a clear reason."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                [ConfigProblem(str(path), None, "", f"file is {size} bytes; the limit is "
+                               f"{MAX_CONFIG_BYTES} (is this really a configuration file?)")]
+            )
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror}")]) from exc
+    if b"\x00" in raw:
+        raise ConfigError([ConfigProblem(str(path), None, "", "binary file, not YAML")])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError([ConfigProblem(str(path), line, "", "not valid UTF-8")]) from exc
+
+
+def load_file(model: type[ModelT], path: Path) -> ModelT:
+    """Read, parse and validate one YAML file into model."""
+    return load_text(model, read_text(path), str(path))

@@ -1,0 +1,1 @@
+"""Daybreak generated wire code (see protos/generate.py)."""
