@@ -1,0 +1,23 @@
+"""Every probe type the agent knows: the config union and the one place probes are built.
+
+Adding a type is two lines: its config class in the union, its branch in `build_probe`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from probes.base import Probe, ProbeContext
+from probes.disk import DiskConfig, DiskProbe
+
+# Discriminated by `type`, so a wrong key in a disk probe is reported against the disk model
+# only, and an unknown type names the types that exist.
+ProbeConfig = Annotated[DiskConfig, Field(discriminator="type")]
+
+
+def build_probe(config: ProbeConfig, ctx: ProbeContext) -> Probe:
+    if isinstance(config, DiskConfig):
+        return DiskProbe(config, ctx)
+    raise TypeError(f"no probe is built from {type(config).__name__}")
