@@ -34,7 +34,9 @@ def probe_for(tmp_path: Path, **overrides: object) -> DiskProbe:
     return DiskProbe(disk_config(**overrides), ctx)
 
 
-def usage(used_gib: float, free_gib: float, inodes_total: int = 1000, inodes_used: int = 10) -> DiskUsage:
+def usage(
+    used_gib: float, free_gib: float, inodes_total: int = 1000, inodes_used: int = 10
+) -> DiskUsage:
     used = int(used_gib * GIB)
     free = int(free_gib * GIB)
     return DiskUsage(

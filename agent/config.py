@@ -1,0 +1,158 @@
+"""The agent's configuration file (`agent.yaml`), validated into AgentConfig.
+
+Relative paths are relative to the folder of the configuration file, so a config and its token
+can move together. The token itself never appears in YAML: only the path of a file that only the
+agent's user may read.
+"""
+
+from __future__ import annotations
+
+import socket
+import stat
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from probes.configfile import load_file
+from probes.registry import ProbeConfig
+
+MIB = 1024 * 1024
+
+# host:port, where host is a name, an IPv4 address or a bracketed IPv6 address.
+Endpoint = Annotated[
+    str,
+    Field(pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):[0-9]{1,5}$"),
+]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
+
+
+class SpoolSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # At a result per probe per second, 100k items is more than a day of outage for a small
+    # host; the byte bound keeps a chatty job log from filling the disk first.
+    max_items: int = Field(default=100_000, ge=100, le=10_000_000)
+    max_bytes: int = Field(default=64 * MIB, ge=1 * MIB, le=4096 * MIB)
+
+
+class BatchSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The collector spends 0.2 to 0.9 ms per message: batching is what makes ingest scale.
+    max_items: int = Field(default=500, ge=1, le=5000)
+    # How long a partly filled batch waits for more items before it is sent anyway.
+    linger_ms: int = Field(default=200, ge=0, le=10_000)
+
+
+class LogSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # auto: JSON when stderr is not a terminal (systemd, docker), readable lines when it is.
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+def _relative_to_config_file(value: Path, info: ValidationInfo) -> Path:
+    config_path = (info.context or {}).get("config_path")
+    if value.is_absolute() or not config_path:
+        return value
+    return Path(config_path).parent / value
+
+
+def check_token_file(path: Path) -> None:
+    """Refuse a missing token file or one that others could read (ValueError says what to do)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ValueError(f"token file {path} does not exist") from None
+    except OSError as exc:
+        raise ValueError(f"token file {path} cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise ValueError(f"token file {path} is not a regular file")
+    if mode & 0o077:
+        raise ValueError(
+            f"token file {path} has mode {stat.S_IMODE(mode):04o} and may be read by group or "
+            f"others; run: chmod 600 {path}"
+        )
+
+
+def read_token(path: Path) -> str:
+    """The agent's bearer token. Read at every connect, so a rotated token needs no restart."""
+    check_token_file(path)
+    token = path.read_text(encoding="utf-8").strip()
+    if not token:
+        raise ValueError(f"token file {path} is empty")
+    return token
+
+
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agent_id: Identifier
+    customer: Identifier
+    host: str = Field(default_factory=socket.gethostname, min_length=1, max_length=255)
+    # Tried in turn on reconnect: several collectors may share the work (DESIGN.md).
+    collectors: list[Endpoint] = Field(min_length=1, max_length=32)
+    token_file: Path
+    # The spool and each probe's state (offsets) live here; created at start if missing.
+    state_dir: Path
+    spool: SpoolSettings = Field(default_factory=SpoolSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    heartbeat_interval_s: float = Field(default=10.0, ge=1.0, le=3600.0)
+    probes: list[ProbeConfig] = Field(default_factory=list)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @field_validator("token_file", "state_dir")
+    @classmethod
+    def _resolve_relative_paths(cls, value: Path, info: ValidationInfo) -> Path:
+        return _relative_to_config_file(value, info)
+
+    @field_validator("token_file")
+    @classmethod
+    def _token_file_is_private(cls, value: Path) -> Path:
+        check_token_file(value)
+        return value
+
+    @field_validator("probes")
+    @classmethod
+    def _probe_names_are_unique(cls, probes: list[ProbeConfig]) -> list[ProbeConfig]:
+        # A probe's name is its identity in the collector's check keys and in its state folder:
+        # two probes with one name would overwrite each other's offsets and results.
+        first_index: dict[str, int] = {}
+        errors: list[InitErrorDetails] = []
+        for index, probe in enumerate(probes):
+            if probe.name in first_index:
+                message = f"probe name is already used by probes[{first_index[probe.name]}]"
+                errors.append(
+                    InitErrorDetails(
+                        type=PydanticCustomError("duplicate_probe_name", message),
+                        loc=(index, "name"),
+                        input=probe.name,
+                    )
+                )
+            first_index.setdefault(probe.name, index)
+        if errors:
+            # Raised as a ValidationError so the location points at the repeated name's line.
+            raise ValidationError.from_exception_data("probes", errors)
+        return probes
+
+    @property
+    def spool_path(self) -> Path:
+        return self.state_dir / "spool.sqlite3"
+
+    def probe_state_dir(self, probe_name: str) -> Path:
+        return self.state_dir / "probes" / probe_name
+
+
+def load_agent_config(path: Path) -> AgentConfig:
+    """Read and validate agent.yaml; raises probes.configfile.ConfigError (file:line: field)."""
+    return load_file(AgentConfig, path)
