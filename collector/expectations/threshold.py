@@ -1,0 +1,132 @@
+"""`threshold`: a check's status, or one of its metrics, must stay within limits.
+
+    - kind: threshold
+      name: disk-space
+      check: "disk:*"
+      metric: used_percent      # omit to follow the result's own status
+      warn: 80
+      crit: 90
+
+With a metric, a value above `warn` is a warning and above `crit` is critical (`above: false`
+turns both around: below is bad, for free space or a queue that must not run dry). Without a
+metric the probe's verdict is followed: WARN is a warning, CRIT is critical, OK recovers. An
+UNKNOWN result (a probe that timed out) neither opens nor resolves: it says nothing about the
+disk. Hysteresis and "N consecutive results" are issue 5's; they will add keys here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar, Literal, Self
+
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+from collector.expectations.base import (
+    ExpectationBase,
+    Outcome,
+    Severity,
+    Verdict,
+    check_glob,
+    compile_glob,
+)
+from probes.result import Result, Status
+
+_SEVERITY_OF_STATUS = {Status.WARN: Severity.WARNING, Status.CRIT: Severity.CRITICAL}
+
+
+class ThresholdExpectation(ExpectationBase):
+    watches_results: ClassVar[bool] = True
+
+    kind: Literal["threshold"]
+    # A check-key glob: `disk:*` for every mount, `disk:/data` for one.
+    check: str
+    metric: str | None = Field(default=None, min_length=1, max_length=128)
+    warn: float | None = None
+    crit: float | None = None
+    above: bool = True
+
+    _check_re: re.Pattern[str] = PrivateAttr(default=re.compile(""))
+
+    @field_validator("check")
+    @classmethod
+    def _check_is_a_glob(cls, check: str) -> str:
+        return check_glob(check)
+
+    @model_validator(mode="after")
+    def _limits_fit_the_mode(self) -> Self:
+        if self.metric is None:
+            if self.warn is not None or self.crit is not None:
+                raise ValueError("warn/crit need a metric; without one the result's status is "
+                                 "followed")
+            return self
+        if self.warn is None and self.crit is None:
+            raise ValueError(f"metric {self.metric!r} needs warn, crit or both")
+        if self.warn is not None and self.crit is not None and self._worse(self.warn, self.crit):
+            order = "above" if self.above else "below"
+            raise ValueError(f"warn ({self.warn:g}) is already worse than crit ({self.crit:g}); "
+                             f"with above: {str(self.above).lower()} crit must be {order} warn")
+        return self
+
+    def model_post_init(self, context: object, /) -> None:
+        super().model_post_init(context)
+        self._check_re = compile_glob(self.check)
+
+    def applies_to_check(self, check_key: str) -> bool:
+        return self._check_re.match(check_key) is not None
+
+    def _worse(self, value: float, limit: float) -> bool:
+        return value > limit if self.above else value < limit
+
+    def evaluate_result(self, host: str, result: Result) -> Verdict | None:
+        if self.metric is None:
+            return self._follow_status(host, result)
+        return self._compare_metric(host, result, self.metric)
+
+    def _follow_status(self, host: str, result: Result) -> Verdict | None:
+        if result.status is Status.OK:
+            return Verdict(self.name, result.check, Outcome.RECOVERED, result.observed_at,
+                           note=f"recovered: {result.check} is OK ({result.summary})")
+        severity = _SEVERITY_OF_STATUS.get(result.status)
+        if severity is None:  # UNKNOWN tells nothing about the check itself
+            return None
+        return Verdict(
+            self.name, result.check, Outcome.PROBLEM, result.observed_at,
+            severity=severity,
+            title=f"{result.check} is {result.status.name} on {host}",
+            summary=result.summary,
+            expected=f"{result.check} OK",
+            observed=f"{result.status.name}: {result.summary}",
+            evidence=result.detail,
+            evidence_source=f"probe {result.probe}",
+            runbook=self.runbook,
+        )
+
+    def _compare_metric(self, host: str, result: Result, metric: str) -> Verdict | None:
+        value = result.metrics.get(metric)
+        if value is None:
+            return None
+        if self.crit is not None and self._worse(value, self.crit):
+            severity, limit = Severity.CRITICAL, self.crit
+        elif self.warn is not None and self._worse(value, self.warn):
+            severity, limit = Severity.WARNING, self.warn
+        else:
+            return Verdict(self.name, result.check, Outcome.RECOVERED, result.observed_at,
+                           note=f"recovered: {metric} = {value:g}")
+        direction = "above" if self.above else "below"
+        return Verdict(
+            self.name, result.check, Outcome.PROBLEM, result.observed_at,
+            severity=severity,
+            title=f"{result.check} on {host}: {metric} {value:g} is {direction} {limit:g}",
+            summary=result.summary,
+            expected=self._expected_text(metric),
+            observed=f"{metric} = {value:g} ({result.status.name}: {result.summary})",
+            evidence=result.detail,
+            evidence_source=f"probe {result.probe}",
+            runbook=self.runbook,
+        )
+
+    def _expected_text(self, metric: str) -> str:
+        direction = "above" if self.above else "below"
+        limits = [f"{limit:g} ({label})" for label, limit in
+                  (("warning", self.warn), ("critical", self.crit)) if limit is not None]
+        return f"{metric} not {direction} " + " or ".join(limits)
