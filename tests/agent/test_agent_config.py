@@ -147,5 +147,5 @@ def test_the_model_is_frozen(tmp_path: Path) -> None:
     write_token(tmp_path)
     config = load_agent_config(write_config(tmp_path, GOOD))
     with pytest.raises(ValueError, match="frozen"):
-        config.agent_id = "other"  # type: ignore[misc]
+        config.agent_id = "other"
     assert isinstance(config, AgentConfig)
