@@ -1,0 +1,395 @@
+"""Tails every file a set of globs matches: each complete line once, across rotation and restarts.
+
+A file is known by device + inode, checked against two fingerprints before its saved offset is
+trusted:
+- the head: a hash of its first bytes (up to HEAD_BYTES), so a reused inode, or a file that was
+  truncated and written again, is seen as new;
+- the bytes just before the offset, so a file rewritten past the old offset with the same head
+  (two runs of a script that starts with the same banner) is seen as new too.
+Two files with identical heads stay two files: their inodes differ.
+
+Each run (`TailRun.blocks()`) reads, in this order, so that lines come out oldest first:
+1. known files that left the glob (renamed by a rotation, found again by inode in their folder)
+   and the copy that a copytruncate rotation left (found by its head and the old offset),
+2. known files that are still where they were,
+3. new files and files that were truncated or replaced, from their start.
+
+Memory is bounded: files are read in chunks no larger than `max_line_bytes`, so only the first
+line of a buffer can be over-long; such a line is cut (its head kept and marked) and the rest
+skipped up to its newline, across chunks and runs. One file is open at a time.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import stat
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import BinaryIO
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+# How much of a file's head identifies it: enough to cover a banner plus the first records.
+HEAD_BYTES = 1024
+# How many bytes before the saved offset must still be there for the offset to be trusted.
+TAIL_CHECK_BYTES = 64
+# Reads never exceed this, whatever max_line_bytes is; 64 KiB amortises the per-read cost.
+MAX_CHUNK_BYTES = 64 * 1024
+# Rotated archives that a log reader must not read again (they are old lines, compressed).
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4", ".Z")
+CUT_MARKER = b" [daybreak: line cut]"
+
+
+def file_key(device: int, inode: int) -> str:
+    return f"{device}:{inode}"
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class FilePosition:
+    """Where reading of one file stands; persisted between runs."""
+
+    path: str
+    device: int
+    inode: int
+    offset: int = 0
+    head_len: int = 0
+    head_digest: str = field(default_factory=lambda: _digest(b""))
+    tail_digest: str = field(default_factory=lambda: _digest(b""))
+    # True when the offset is inside an over-long line whose head was already emitted.
+    skipping_long_line: bool = False
+    # True when the file no longer matches the glob (renamed by rotation): it is read until it
+    # stops growing, then forgotten.
+    rotated_away: bool = False
+    # The file's size when last read to its end: a rotated file that kept it has stopped growing.
+    size_seen: int = 0
+
+    @property
+    def key(self) -> str:
+        return file_key(self.device, self.inode)
+
+
+@dataclass(frozen=True, slots=True)
+class LineBlock:
+    """Complete lines of one file, each ending in b"\\n"; `offset` is the file offset of data[0]."""
+
+    path: str
+    key: str
+    offset: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TailerSettings:
+    globs: tuple[str, ...]
+    max_line_bytes: int = 64 * 1024
+    max_files: int = 1000
+    skip_suffixes: tuple[str, ...] = COMPRESSED_SUFFIXES
+    # Bytes read per run at most; the rest waits for the next run. None: no limit.
+    max_bytes_per_run: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    path: str
+    st: os.stat_result
+
+
+class TailRun:
+    """One pass over the files: iterate `blocks()`, then read `positions` and the counters.
+
+    The positions are what a caller persists once the lines' results are safe; the run itself
+    never writes anything.
+    """
+
+    def __init__(self, settings: TailerSettings, positions: Mapping[str, FilePosition]) -> None:
+        self._settings = settings
+        self._old = dict(positions)
+        self.positions: dict[str, FilePosition] = {}
+        self.problems: list[str] = []
+        self.bytes_read = 0
+        self.files_read = 0
+        self.budget_exhausted = False
+
+    # ----------------------------------------------------------------- discovery
+
+    def _scan(self) -> dict[str, _Seen]:
+        seen: dict[str, _Seen] = {}
+        for pattern in self._settings.globs:
+            for path in sorted(glob.glob(pattern, recursive=True)):
+                if path.endswith(self._settings.skip_suffixes):
+                    continue
+                try:
+                    st = os.stat(path)
+                except OSError as exc:
+                    self.problems.append(f"{path}: {exc.strerror}")
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                seen.setdefault(file_key(st.st_dev, st.st_ino), _Seen(path, st))
+        if len(seen) > self._settings.max_files:
+            # Read the most recently written files; the others keep their positions.
+            newest = sorted(seen.items(), key=lambda kv: kv[1].st.st_mtime_ns, reverse=True)
+            self.problems.append(
+                f"{len(seen)} files match, reading the {self._settings.max_files} newest "
+                "(raise max_files)"
+            )
+            for key, _ in newest[self._settings.max_files :]:
+                if key in self._old:
+                    self.positions[key] = self._old[key]
+            seen = dict(newest[: self._settings.max_files])
+        return seen
+
+    def _find_by_inode(self, pos: FilePosition) -> _Seen | None:
+        folder = os.path.dirname(pos.path) or "."
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.inode() == pos.inode:
+                        st = os.stat(entry.path)
+                        if st.st_dev == pos.device and stat.S_ISREG(st.st_mode):
+                            return _Seen(entry.path, st)
+        except OSError:
+            return None
+        return None
+
+    def _copy_candidates(self, pos: FilePosition, exclude: set[str]) -> Iterator[_Seen]:
+        """Files beside `pos.path` whose name extends it (app.log.1, app.log-20240501)."""
+        folder = os.path.dirname(pos.path) or "."
+        base = os.path.basename(pos.path)
+        try:
+            with os.scandir(folder) as entries:
+                names = sorted(e.path for e in entries if e.name.startswith(base))
+        except OSError:
+            return
+        for path in names:
+            if path == pos.path or path.endswith(self._settings.skip_suffixes):
+                continue
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            key = file_key(st.st_dev, st.st_ino)
+            if key not in exclude and stat.S_ISREG(st.st_mode) and st.st_size >= pos.offset:
+                yield _Seen(path, st)
+
+    # ----------------------------------------------------------------- checks
+
+    @staticmethod
+    def _still_same(f: BinaryIO, size: int, pos: FilePosition) -> bool:
+        """Whether the bytes this position vouches for are still in the file, unchanged."""
+        # Shrinking below what was seen means truncation, even when no whole line was read yet.
+        if size < max(pos.offset, pos.head_len, pos.size_seen):
+            return False
+        f.seek(0)
+        if _digest(f.read(pos.head_len)) != pos.head_digest:
+            return False
+        tail_len = min(TAIL_CHECK_BYTES, pos.offset)
+        f.seek(pos.offset - tail_len)
+        return _digest(f.read(tail_len)) == pos.tail_digest
+
+    # ----------------------------------------------------------------- the run
+
+    def blocks(self) -> Iterator[LineBlock]:
+        seen = self._scan()
+        old_first: list[tuple[_Seen, FilePosition, bool]] = []  # (file, start, keep tracking)
+        continuing: list[tuple[_Seen, FilePosition]] = []
+        from_start: list[tuple[_Seen, bool]] = []  # (file, rotated away)
+        rewritten: list[FilePosition] = []
+
+        for key, pos in sorted(self._old.items(), key=lambda kv: kv[1].path):
+            if key in self.positions:  # kept aside by the max_files cap
+                continue
+            found = seen.pop(key, None)
+            if found is not None:
+                continuing.append((found, replace(pos, path=found.path, rotated_away=False)))
+                continue
+            away = self._find_by_inode(pos)
+            if away is None:
+                log.info("joblog.file_gone", path=pos.path, offset=pos.offset)
+                continue
+            if not self._check(away, pos):
+                # Truncated (and written again) before it was rotated away: new lines, from 0.
+                rewritten.append(pos)
+                from_start.append((away, True))
+                continue
+            if pos.rotated_away and away.st.st_size == pos.size_seen:
+                # Rotated and no longer written: flush a last line without newline, then forget.
+                old_first.append((away, replace(pos, path=away.path), False))
+                continue
+            old_first.append((away, replace(pos, path=away.path, rotated_away=True), True))
+
+        # A known file that is shorter, or whose bytes changed, was truncated or replaced.
+        still: list[tuple[_Seen, FilePosition]] = []
+        for found, pos in continuing:
+            if self._check(found, pos):
+                still.append((found, pos))
+            else:
+                log.info("joblog.file_rewritten", path=found.path, old_offset=pos.offset)
+                rewritten.append(pos)
+                from_start.append((found, False))
+        claimed = {p.key for _, p in still} | {p.key for _, p, _ in old_first}
+        for pos in rewritten:
+            copy = self._find_copy(pos, seen, claimed)
+            if copy is not None:
+                claimed.add(file_key(copy.st.st_dev, copy.st.st_ino))
+                copy_key = file_key(copy.st.st_dev, copy.st.st_ino)
+                in_glob = seen.pop(copy_key, None) is not None
+                start = replace(pos, path=copy.path, device=copy.st.st_dev,
+                                inode=copy.st.st_ino, rotated_away=not in_glob)
+                old_first.append((copy, start, True))
+        newcomers = sorted(seen.values(), key=lambda s: (s.st.st_mtime_ns, s.path))
+        from_start.extend((found, False) for found in newcomers)
+
+        for found, pos, keep in old_first:
+            yield from self._read(found, pos, flush_partial=not keep, keep=keep)
+        for found, pos in still:
+            yield from self._read(found, pos, flush_partial=False, keep=True)
+        for found, is_away in from_start:
+            fresh = FilePosition(
+                found.path, found.st.st_dev, found.st.st_ino, rotated_away=is_away
+            )
+            yield from self._read(found, fresh, flush_partial=False, keep=True)
+
+    def _check(self, found: _Seen, pos: FilePosition) -> bool:
+        try:
+            with open(found.path, "rb") as f:
+                return self._still_same(f, found.st.st_size, pos)
+        except OSError:
+            return True  # unreadable now: _read reports it and keeps the position
+
+    def _find_copy(
+        self, pos: FilePosition, seen: Mapping[str, _Seen], claimed: set[str]
+    ) -> _Seen | None:
+        if pos.size_seen == 0:
+            return None
+        candidates: Iterable[_Seen] = [*seen.values(), *self._copy_candidates(pos, claimed)]
+        for cand in candidates:
+            cand_key = file_key(cand.st.st_dev, cand.st.st_ino)
+            if cand_key in claimed or cand.st.st_size < pos.offset:
+                continue
+            try:
+                with open(cand.path, "rb") as f:
+                    if self._still_same(f, cand.st.st_size, pos):
+                        log.info("joblog.copy_found", path=cand.path, of=pos.path)
+                        return cand
+            except OSError:
+                continue
+        return None
+
+    def _budget_left(self) -> int | None:
+        limit = self._settings.max_bytes_per_run
+        return None if limit is None else max(0, limit - self.bytes_read)
+
+    def _read(
+        self, found: _Seen, pos: FilePosition, *, flush_partial: bool, keep: bool
+    ) -> Iterator[LineBlock]:
+        if self._budget_left() == 0:
+            self.budget_exhausted = True
+            if pos.key in self._old:
+                self.positions[pos.key] = self._old[pos.key]
+            return
+        try:
+            f = open(found.path, "rb")  # noqa: SIM115 - closed in finally, generator spans yields
+        except OSError as exc:
+            self.problems.append(f"{found.path}: {exc.strerror}")
+            if pos.key in self._old:
+                self.positions[pos.key] = self._old[pos.key]
+            return
+        try:
+            self.files_read += 1
+            end = yield from self._read_lines(f, pos, flush_partial=flush_partial)
+            if keep:
+                self.positions[pos.key] = self._fingerprint(f, end)
+        except OSError as exc:
+            self.problems.append(f"{found.path}: {exc.strerror}")
+            if pos.key in self._old:
+                self.positions[pos.key] = self._old[pos.key]
+        finally:
+            f.close()
+
+    @staticmethod
+    def _fingerprint(f: BinaryIO, pos: FilePosition) -> FilePosition:
+        # The head covers a pending partial line too: appends never change bytes already written.
+        head_len = min(HEAD_BYTES, pos.size_seen)
+        f.seek(0)
+        head = f.read(head_len)
+        tail_len = min(TAIL_CHECK_BYTES, pos.offset)
+        f.seek(pos.offset - tail_len)
+        tail = f.read(tail_len)
+        return replace(
+            pos, head_len=len(head), head_digest=_digest(head), tail_digest=_digest(tail)
+        )
+
+    def _read_lines(
+        self, f: BinaryIO, pos: FilePosition, *, flush_partial: bool
+    ) -> Generator[LineBlock, None, FilePosition]:
+        limit = self._settings.max_line_bytes
+        # No chunk longer than a line may be: then only a buffer's first line can be over-long.
+        chunk_size = min(limit, MAX_CHUNK_BYTES)
+        offset = pos.offset  # file offset of carry[0]
+        skipping = pos.skipping_long_line
+        carry = b""
+        f.seek(offset)
+        while True:
+            budget = self._budget_left()
+            if budget == 0:
+                self.budget_exhausted = True
+                break
+            chunk = f.read(chunk_size if budget is None else min(chunk_size, budget))
+            if not chunk:
+                break
+            self.bytes_read += len(chunk)
+            if skipping:
+                newline = chunk.find(b"\n")
+                if newline < 0:
+                    offset += len(chunk)
+                    continue
+                offset += newline + 1
+                chunk = chunk[newline + 1 :]
+                skipping = False
+            data = carry + chunk if carry else chunk
+            first_newline = data.find(b"\n")
+            if first_newline < 0:
+                if len(data) > limit:
+                    yield LineBlock(pos.path, pos.key, offset, data[:limit] + CUT_MARKER + b"\n")
+                    offset += len(data)
+                    skipping = True
+                    carry = b""
+                else:
+                    carry = data
+                continue
+            start = 0
+            if first_newline > limit:
+                yield LineBlock(pos.path, pos.key, offset, data[:limit] + CUT_MARKER + b"\n")
+                start = first_newline + 1
+            last_newline = data.rfind(b"\n")
+            if last_newline + 1 > start:
+                yield LineBlock(pos.path, pos.key, offset + start, data[start : last_newline + 1])
+            carry = data[last_newline + 1 :]
+            offset += last_newline + 1
+        if flush_partial and carry and not self.budget_exhausted:
+            # The file is finished (rotated away and idle): its unterminated last line is whole.
+            yield LineBlock(pos.path, pos.key, offset, carry + b"\n")
+            offset += len(carry)
+            carry = b""
+        return replace(
+            pos, offset=offset, skipping_long_line=skipping, size_seen=offset + len(carry)
+        )
+
+
+class Tailer:
+    """Builds a TailRun per probe run from the last committed positions."""
+
+    def __init__(self, settings: TailerSettings) -> None:
+        self.settings = settings
+
+    def start_run(self, positions: Mapping[str, FilePosition]) -> TailRun:
+        return TailRun(self.settings, positions)
