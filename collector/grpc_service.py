@@ -1,0 +1,387 @@
+"""The agents' stream (`daybreak.v1.AgentStream.Connect`) on grpc.aio: the collector's wire side.
+
+This is the only collector module that knows the protobuf messages: it authenticates the
+stream, checks the Hello, turns batches into probes.result objects for ingest, and sends the
+Ack only after ingest says the batch is committed. docs/wire-contract.md is the contract.
+
+One live stream per agent: a second stream from the same agent (it reconnected before the old
+connection timed out) replaces the first, which is ended at its next read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import grpc
+import structlog
+from daybreak.v1 import stream_pb2, stream_pb2_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from collector.auth import AgentAuthenticator, AuthenticatedAgent, bearer_token
+from collector.ingest import IncomingItem, Ingest
+from collector.store import agents as agent_rows
+from collector.store.audit import record_audit
+from collector.store.writer import StoreWriter
+from probes.clock import Clock
+from probes.result import (
+    DETAIL_MAX_BYTES,
+    EXCERPT_MAX_BYTES,
+    JobOutcome,
+    JobRun,
+    Result,
+    Status,
+    cap_text,
+    one_line,
+)
+
+SERVICE_NAME = "daybreak.v1.AgentStream"
+# An agent that connects and says nothing holds a connection for nothing.
+HELLO_TIMEOUT_S = 30.0
+# The schema's column widths: refused here rather than truncated or failed on PostgreSQL.
+NAME_MAX_CHARS = 128
+HOST_MAX_CHARS = 255
+CHECK_MAX_CHARS = 512
+METRICS_MAX = 64
+
+_STATUS_FROM_WIRE = {
+    stream_pb2.STATUS_OK: Status.OK,
+    stream_pb2.STATUS_WARN: Status.WARN,
+    stream_pb2.STATUS_CRIT: Status.CRIT,
+    stream_pb2.STATUS_UNKNOWN: Status.UNKNOWN,
+}
+_OUTCOME_FROM_WIRE = {
+    stream_pb2.JOB_OUTCOME_RUNNING: JobOutcome.RUNNING,
+    stream_pb2.JOB_OUTCOME_SUCCEEDED: JobOutcome.SUCCEEDED,
+    stream_pb2.JOB_OUTCOME_FAILED: JobOutcome.FAILED,
+}
+
+
+class BatchRejectedError(ValueError):
+    """A batch that breaks the contract; the message goes back to the agent."""
+
+
+def _time_from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _check_length(what: str, value: str, limit: int, seq: int) -> None:
+    if not value:
+        raise BatchRejectedError(f"item seq {seq}: {what} is empty")
+    if len(value) > limit:
+        raise BatchRejectedError(f"item seq {seq}: {what} is longer than {limit} characters")
+
+
+def _result_from_wire(seq: int, wire: stream_pb2.Result) -> Result:
+    status = _STATUS_FROM_WIRE.get(wire.status)
+    if status is None:
+        raise BatchRejectedError(f"item seq {seq}: result has no status")
+    _check_length("probe", wire.probe, NAME_MAX_CHARS, seq)
+    _check_length("check", wire.check, CHECK_MAX_CHARS, seq)
+    if len(wire.metrics) > METRICS_MAX:
+        raise BatchRejectedError(f"item seq {seq}: more than {METRICS_MAX} metrics")
+    return Result(
+        probe=wire.probe,
+        check=wire.check,
+        status=status,
+        summary=one_line(wire.summary),
+        observed_at=_time_from_ms(wire.observed_at_ms),
+        metrics=dict(wire.metrics),
+        detail=cap_text(wire.detail, DETAIL_MAX_BYTES),
+    )
+
+
+def _job_run_from_wire(seq: int, wire: stream_pb2.JobRun) -> JobRun:
+    outcome = _OUTCOME_FROM_WIRE.get(wire.outcome)
+    if outcome is None:
+        raise BatchRejectedError(f"item seq {seq}: job run has no outcome")
+    _check_length("probe", wire.probe, NAME_MAX_CHARS, seq)
+    _check_length("job", wire.job, HOST_MAX_CHARS, seq)
+    _check_length("run_id", wire.run_id, HOST_MAX_CHARS, seq)
+    return JobRun(
+        probe=wire.probe,
+        job=wire.job,
+        run_id=wire.run_id,
+        outcome=outcome,
+        observed_at=_time_from_ms(wire.observed_at_ms),
+        started_at=_time_from_ms(wire.started_at_ms) if wire.started_at_ms else None,
+        finished_at=_time_from_ms(wire.finished_at_ms) if wire.finished_at_ms else None,
+        exit_code=wire.exit_code if wire.HasField("exit_code") else None,
+        excerpt=cap_text(wire.excerpt, EXCERPT_MAX_BYTES),
+        source=cap_text(wire.source, 1024),
+    )
+
+
+def items_from_batch(batch: stream_pb2.ItemBatch, max_items: int) -> list[IncomingItem]:
+    """Validate a batch (size, ascending seq, complete items) and convert it for ingest."""
+    if len(batch.items) > max_items:
+        raise BatchRejectedError(f"batch of {len(batch.items)} items; the limit is {max_items}")
+    converted: list[IncomingItem] = []
+    previous_seq = 0
+    for wire_item in batch.items:
+        seq = wire_item.seq
+        if seq <= previous_seq:
+            raise BatchRejectedError(f"seq {seq} after {previous_seq}: seqs must ascend, from 1")
+        previous_seq = seq
+        kind = wire_item.WhichOneof("kind")
+        if kind == "result":
+            wire_result = wire_item.result
+            if len(wire_result.host) > HOST_MAX_CHARS:
+                raise BatchRejectedError(f"item seq {seq}: host is too long")
+            converted.append(IncomingItem(
+                seq, wire_result.customer, wire_result.host, _result_from_wire(seq, wire_result)
+            ))
+        elif kind == "job_run":
+            wire_run = wire_item.job_run
+            if len(wire_run.host) > HOST_MAX_CHARS:
+                raise BatchRejectedError(f"item seq {seq}: host is too long")
+            converted.append(IncomingItem(
+                seq, wire_run.customer, wire_run.host, _job_run_from_wire(seq, wire_run)
+            ))
+        else:
+            raise BatchRejectedError(f"item seq {seq} is neither a result nor a job run")
+    return converted
+
+
+@dataclass(eq=False, slots=True)
+class _LiveStream:
+    agent_id: str
+    # Set to end the stream at its next read; `stop_reason` says why.
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    stop_code: grpc.StatusCode = grpc.StatusCode.UNAVAILABLE
+    stop_reason: str = ""
+
+    def stop(self, code: grpc.StatusCode, reason: str) -> None:
+        if not self.stop_requested.is_set():
+            self.stop_code, self.stop_reason = code, reason
+            self.stop_requested.set()
+
+
+class AgentStreamService(stream_pb2_grpc.AgentStreamServicer):
+    def __init__(
+        self,
+        *,
+        authenticator: AgentAuthenticator,
+        ingest: Ingest,
+        writer: StoreWriter,
+        clock: Clock,
+        max_batch_items: int,
+        heartbeat_interval_s: int,
+        logger: structlog.typing.FilteringBoundLogger | None = None,
+    ) -> None:
+        self._authenticator = authenticator
+        self._ingest = ingest
+        self._writer = writer
+        self._clock = clock
+        self._max_batch_items = max_batch_items
+        self._heartbeat_interval_s = heartbeat_interval_s
+        self._log = logger or structlog.get_logger("collector.grpc")
+        self._streams: dict[str, _LiveStream] = {}
+        self._closing = False
+        self._handlers_done = asyncio.Event()
+        self._handlers_done.set()
+        self._handlers_running = 0
+
+    @property
+    def connected_agents(self) -> Sequence[str]:
+        return sorted(self._streams)
+
+    def begin_shutdown(self) -> None:
+        """Refuse new streams; end live ones at their next read (a batch in flight is acked)."""
+        self._closing = True
+        for stream in list(self._streams.values()):
+            stream.stop(grpc.StatusCode.UNAVAILABLE, "the collector is shutting down")
+
+    async def wait_streams_ended(self) -> None:
+        await self._handlers_done.wait()
+
+    # grpc.aio also takes a coroutine that reads and writes through the context (we need that to
+    # race reads against a stop request); the generated stub knows only the generator forms.
+    async def Connect(  # type: ignore[override]
+        self, request_iterator: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        self._handlers_running += 1
+        self._handlers_done.clear()
+        try:
+            await self._serve_stream(context)
+        finally:
+            self._handlers_running -= 1
+            if self._handlers_running == 0:
+                self._handlers_done.set()
+
+    async def _serve_stream(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        peer = context.peer()
+        if self._closing:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the collector is shutting down")
+        agent = self._authenticator.authenticate(bearer_token(context.invocation_metadata() or ()))
+        if agent is None:
+            await self._refuse(
+                context, grpc.StatusCode.UNAUTHENTICATED, "unknown or missing agent token",
+                actor=f"peer:{peer}", reason="bad_token",
+            )
+        log = self._log.bind(agent_id=agent.agent_id, customer=agent.customer)
+
+        try:
+            first = await asyncio.wait_for(context.read(), HELLO_TIMEOUT_S)
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "no Hello received in time")
+        if first is grpc.aio.EOF:
+            return
+        if first.WhichOneof("body") != "hello":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be Hello")
+        hello = first.hello
+        if hello.agent_id != agent.agent_id or hello.customer != agent.customer:
+            await self._refuse(
+                context, grpc.StatusCode.PERMISSION_DENIED,
+                "Hello names another agent or customer than the token is issued for",
+                actor=f"agent:{agent.agent_id}", reason="identity_mismatch",
+                detail=f"token for {agent.agent_id}/{agent.customer}, "
+                f"Hello says {hello.agent_id[:128]}/{hello.customer[:128]} (peer {peer})",
+                log=log,
+            )
+
+        stream = _LiveStream(agent.agent_id)
+        previous = self._streams.get(agent.agent_id)
+        if previous is not None:
+            previous.stop(grpc.StatusCode.ABORTED, "replaced by a newer stream of the same agent")
+            log.info("stream.replaced")
+        self._streams[agent.agent_id] = stream
+        try:
+            await self._converse(context, agent, hello, stream, log)
+        finally:
+            if self._streams.get(agent.agent_id) is stream:
+                del self._streams[agent.agent_id]
+                # Not awaited: the handler may be ending by cancellation.
+                self._writer.submit(
+                    lambda conn: agent_rows.mark_disconnected(
+                        conn, agent.agent_id, at=self._clock.now()
+                    )
+                )
+            log.info("stream.closed", reason=stream.stop_reason or "agent ended the stream")
+
+    async def _converse(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        agent: AuthenticatedAgent,
+        hello: stream_pb2.Hello,
+        stream: _LiveStream,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        host, version = hello.host[:HOST_MAX_CHARS], hello.version[:64]
+        acked_seq = await self._writer.run(
+            lambda conn: agent_rows.mark_connected(
+                conn, agent.agent_id, host=host, version=version, at=self._clock.now()
+            )
+        )
+        if hello.last_acked_seq > acked_seq:
+            # The store lost commits (restored from a backup): the agent already deleted them.
+            log.warning("stream.agent_ahead", agent_acked_seq=hello.last_acked_seq,
+                        stored_acked_seq=acked_seq)
+        await context.write(stream_pb2.CollectorMessage(welcome=stream_pb2.Welcome(
+            acked_seq=acked_seq,
+            max_batch_items=self._max_batch_items,
+            heartbeat_interval_s=self._heartbeat_interval_s,
+        )))
+        log.info("stream.opened", host=host, version=version, peer=context.peer(),
+                 acked_seq=acked_seq, agent_next_seq=hello.next_seq)
+
+        stop_waiter = asyncio.ensure_future(stream.stop_requested.wait())
+        try:
+            while True:
+                reader = asyncio.ensure_future(context.read())
+                await asyncio.wait({reader, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if not reader.done():
+                    reader.cancel()
+                    await context.abort(stream.stop_code, stream.stop_reason)
+                message = reader.result()
+                if message is grpc.aio.EOF:
+                    return
+                body = message.WhichOneof("body")
+                if body == "batch":
+                    try:
+                        items = items_from_batch(message.batch, self._max_batch_items)
+                    except BatchRejectedError as exc:
+                        log.warning("stream.batch_rejected", error=str(exc))
+                        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                    acked_seq = await self._ingest.commit_batch(
+                        agent.agent_id, agent.customer, host, items
+                    )
+                    # After the commit, never before: the agent deletes what this covers.
+                    await context.write(
+                        stream_pb2.CollectorMessage(ack=stream_pb2.Ack(acked_seq=acked_seq))
+                    )
+                elif body == "heartbeat":
+                    await self._record_heartbeat(agent.agent_id, message.heartbeat)
+                elif body == "command_result":
+                    log.info("stream.command_result", command_id=message.command_result.command_id)
+                elif body == "hello":
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "Hello sent twice")
+        finally:
+            stop_waiter.cancel()
+
+    async def _record_heartbeat(self, agent_id: str, heartbeat: stream_pb2.Heartbeat) -> None:
+        figures = agent_rows.HeartbeatFigures(
+            spool_depth=heartbeat.spool_depth,
+            results_dropped=heartbeat.results_dropped,
+            rss_bytes=heartbeat.rss_bytes,
+            cpu_percent=heartbeat.cpu_percent,
+            uptime_s=heartbeat.uptime_s,
+        )
+        await self._writer.run(
+            lambda conn: agent_rows.record_heartbeat(conn, agent_id, figures, at=self._clock.now())
+        )
+
+    async def _refuse(
+        self,
+        context: grpc.aio.ServicerContext[Any, Any],
+        code: grpc.StatusCode,
+        message: str,
+        *,
+        actor: str,
+        reason: str,
+        detail: str = "",
+        log: structlog.typing.FilteringBoundLogger | None = None,
+    ) -> NoReturn:
+        (log or self._log).warning("stream.refused", reason=reason, peer=context.peer())
+        await self._writer.run(
+            lambda conn: record_audit(
+                conn, at=self._clock.now(), actor=actor, action="stream.refused",
+                target=reason, detail=detail or message,
+            )
+        )
+        await context.abort(code, message)
+        raise AssertionError("context.abort returned")  # abort always raises
+
+
+def build_grpc_server(
+    service: AgentStreamService, *, max_message_bytes: int
+) -> tuple[grpc.aio.Server, Any]:
+    """A grpc.aio server with the agent stream and the standard health service registered.
+
+    Returns the server and its health servicer (set NOT_SERVING at shutdown). Ports are added by
+    the caller.
+    """
+    server = grpc.aio.server(options=[
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        # Detect dead agents' connections (a host powered off mid-stream) within minutes.
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+    ])
+    stream_pb2_grpc.add_AgentStreamServicer_to_server(service, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    return server, health_servicer
+
+
+async def mark_serving(health_servicer: Any, serving: bool) -> None:
+    status = (
+        health_pb2.HealthCheckResponse.SERVING if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, status)

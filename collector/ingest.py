@@ -1,0 +1,272 @@
+"""Commit an agent's batch to the store, deduplicated by (agent, seq), then evaluate it.
+
+The rules (docs/wire-contract.md says them from the agent's side):
+- An item with seq <= the agent's stored acked_seq was committed before: a replay after a
+  reconnect. It is skipped, so every result counts exactly once.
+- An item for another customer than the one the agent's token is bound to is refused, audited
+  and logged, but its seq is acked all the same: it will never become acceptable, and an agent
+  that never hears an ack would resend it forever.
+- The returned acked_seq covers the whole batch and is returned only after the commit; the
+  caller sends the Ack then, never before.
+- Expectations are evaluated after the commit, in a transaction of their own: an evaluation that
+  fails is logged and never loses or un-acks the batch.
+
+All writes go through the StoreWriter's one thread. Batches from several streams that queue up
+while a commit runs are committed together; that is where the throughput comes from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+import sqlalchemy as sa
+import structlog
+
+from collector.check_state import CheckObservation, fold_observations, upsert_check_states
+from collector.store.agents import acked_seq_of
+from collector.store.audit import record_audit
+from collector.store.schema import agents, job_runs, results
+from collector.store.writer import StoreWriter
+from probes.clock import Clock
+from probes.result import Item, JobOutcome, JobRun, Result
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingItem:
+    """An item as an agent sent it: its sequence number and the customer and host it names."""
+
+    seq: int
+    customer: str
+    host: str
+    item: Item
+
+
+class ItemEvaluator(Protocol):
+    """Checks committed items against expectations (collector.incidents.engine.IncidentEngine).
+
+    Called in the writer thread, inside a transaction of its own on the writer's connection.
+    """
+
+    def on_items(
+        self, conn: sa.Connection, agent_id: str, customer: str, host: str, items: Sequence[Item]
+    ) -> None: ...
+
+
+@runtime_checkable
+class CachingEvaluator(ItemEvaluator, Protocol):
+    """An evaluator that caches what it wrote, and must forget it when that was rolled back."""
+
+    def invalidate(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedBatch:
+    agent_id: str
+    customer: str
+    acked_seq: int
+    accepted: Sequence[IncomingItem] = field(default_factory=tuple)
+    replayed: int = 0
+    refused: int = 0
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands stored times back naive; they were stored in UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _metrics_json(metrics: Any) -> str:
+    return json.dumps(dict(metrics), separators=(",", ":")) if metrics else "{}"
+
+
+class Ingest:
+    def __init__(
+        self,
+        writer: StoreWriter,
+        clock: Clock,
+        evaluator: ItemEvaluator | None = None,
+        logger: structlog.typing.FilteringBoundLogger | None = None,
+    ) -> None:
+        self._writer = writer
+        self._clock = clock
+        self._evaluator = evaluator
+        self._log = logger or structlog.get_logger("collector.ingest")
+
+    async def commit_batch(
+        self, agent_id: str, customer: str, host: str, items: Sequence[IncomingItem]
+    ) -> int:
+        """Commit the batch; returns the agent's new acked_seq once it is committed.
+
+        `customer` is the one the agent's credential is bound to; `host` is the stream's host,
+        used for items that name none. Items must be in ascending seq order.
+        """
+        committed = await self._writer.run(
+            lambda conn: self._store(conn, agent_id, customer, host, items),
+            self._evaluate if self._evaluator is not None else None,
+        )
+        return committed.acked_seq
+
+    # ---- in the writer thread ------------------------------------------------------------
+
+    def _store(
+        self,
+        conn: sa.Connection,
+        agent_id: str,
+        customer: str,
+        host: str,
+        items: Sequence[IncomingItem],
+    ) -> CommittedBatch:
+        received_at = self._clock.now()
+        stored_acked_seq = acked_seq_of(conn, agent_id)
+        fresh = [i for i in items if i.seq > stored_acked_seq]
+        # An item that names no host is the stream's host's.
+        accepted = [i if i.host else replace(i, host=host) for i in fresh if i.customer == customer]
+        refused = [i for i in fresh if i.customer != customer]
+        if refused:
+            self._refuse(conn, agent_id, customer, refused, received_at)
+
+        result_rows: list[dict[str, Any]] = []
+        observations: list[CheckObservation] = []
+        for incoming in accepted:
+            item = incoming.item
+            item_host = incoming.host
+            if isinstance(item, Result):
+                observed_at = item.observed_at.astimezone(UTC)
+                metrics_json = _metrics_json(item.metrics)
+                status = item.status.name
+                result_rows.append({
+                    "agent_id": agent_id, "seq": incoming.seq, "customer": customer,
+                    "host": item_host, "probe": item.probe, "check_key": item.check,
+                    "status": status, "metrics_json": metrics_json, "summary": item.summary,
+                    "detail": item.detail, "observed_at": observed_at,
+                    "received_at": received_at,
+                })
+                observations.append(CheckObservation(
+                    customer=customer, host=item_host, check_key=item.check, probe=item.probe,
+                    status=status, summary=item.summary, metrics_json=metrics_json,
+                    observed_at=observed_at, agent_id=agent_id, status_since=observed_at,
+                ))
+            else:
+                _upsert_job_run(conn, agent_id, customer, item_host, item)
+        if result_rows:
+            conn.execute(results.insert(), result_rows)
+        if observations:
+            upsert_check_states(conn, fold_observations(observations))
+
+        acked_seq = max(stored_acked_seq, items[-1].seq if items else 0)
+        conn.execute(
+            agents.update()
+            .where(agents.c.agent_id == agent_id)
+            .values(acked_seq=acked_seq, last_seen_at=received_at)
+        )
+        return CommittedBatch(
+            agent_id=agent_id,
+            customer=customer,
+            acked_seq=acked_seq,
+            accepted=accepted,
+            replayed=len(items) - len(fresh),
+            refused=len(refused),
+        )
+
+    def _refuse(
+        self,
+        conn: sa.Connection,
+        agent_id: str,
+        customer: str,
+        refused: Sequence[IncomingItem],
+        at: datetime,
+    ) -> None:
+        claimed = sorted({i.customer for i in refused})
+        # One audit row per batch, not per item: a misconfigured agent must not flood the log.
+        record_audit(
+            conn,
+            at=at,
+            actor=f"agent:{agent_id}",
+            action="ingest.refused_customer",
+            target=",".join(claimed),
+            detail=(
+                f"agent bound to customer {customer!r} sent {len(refused)} item(s) for "
+                f"{', '.join(repr(c) for c in claimed)} (seq {refused[0].seq}..{refused[-1].seq})"
+            ),
+        )
+        self._log.warning(
+            "ingest.refused_customer",
+            agent_id=agent_id,
+            customer=customer,
+            claimed=claimed,
+            items=len(refused),
+            first_seq=refused[0].seq,
+            last_seq=refused[-1].seq,
+        )
+
+    def _evaluate(self, conn: sa.Connection, batch: CommittedBatch) -> None:
+        if self._evaluator is None or not batch.accepted:
+            return
+        by_host: dict[str, list[Item]] = defaultdict(list)
+        for incoming in batch.accepted:
+            by_host[incoming.host].append(incoming.item)
+        for host, items in by_host.items():
+            try:
+                # A savepoint per host: one host's failing evaluation leaves the others'.
+                with conn.begin_nested():
+                    self._evaluator.on_items(conn, batch.agent_id, batch.customer, host, items)
+            except Exception as exc:  # noqa: BLE001 - the batch is committed and acked already
+                self._log.exception(
+                    "ingest.evaluation_failed", agent_id=batch.agent_id,
+                    customer=batch.customer, host=host, items=len(items), error=str(exc),
+                )
+                if isinstance(self._evaluator, CachingEvaluator):
+                    self._evaluator.invalidate()
+
+
+def _upsert_job_run(
+    conn: sa.Connection, agent_id: str, customer: str, host: str, run: JobRun
+) -> None:
+    """One row per (customer, host, job, run_id); a later event of the run completes it.
+
+    Job runs are a few per job per night, so a read before the write costs nothing and keeps
+    the merge rules in Python, the same on every database.
+    """
+    key = (
+        (job_runs.c.customer == customer)
+        & (job_runs.c.host == host)
+        & (job_runs.c.job == run.job)
+        & (job_runs.c.run_id == run.run_id)
+    )
+    existing = conn.execute(
+        sa.select(job_runs.c.outcome, job_runs.c.started_at, job_runs.c.finished_at,
+                  job_runs.c.exit_code, job_runs.c.excerpt, job_runs.c.source).where(key)
+    ).one_or_none()
+    started_at = run.started_at.astimezone(UTC) if run.started_at else None
+    finished_at = run.finished_at.astimezone(UTC) if run.finished_at else None
+    values: dict[str, Any] = {
+        "probe": run.probe, "agent_id": agent_id, "outcome": run.outcome.value,
+        "started_at": started_at, "finished_at": finished_at, "exit_code": run.exit_code,
+        "excerpt": run.excerpt, "source": run.source,
+        "observed_at": run.observed_at.astimezone(UTC),
+    }
+    if existing is None:
+        values["duration_s"] = run.duration_s
+        conn.execute(job_runs.insert().values(
+            customer=customer, host=host, job=run.job, run_id=run.run_id, **values
+        ))
+        return
+    # A finished run does not go back to running (a late "started" line of the same run).
+    if run.outcome is JobOutcome.RUNNING and existing.outcome != JobOutcome.RUNNING.value:
+        values["outcome"] = existing.outcome
+    values["started_at"] = started_at or existing.started_at
+    values["finished_at"] = finished_at or existing.finished_at
+    values["exit_code"] = run.exit_code if run.exit_code is not None else existing.exit_code
+    values["excerpt"] = run.excerpt or existing.excerpt
+    values["source"] = run.source or existing.source
+    duration_s = None
+    if values["started_at"] is not None and values["finished_at"] is not None:
+        duration_s = (
+            as_utc(values["finished_at"]) - as_utc(values["started_at"])
+        ).total_seconds()
+    values["duration_s"] = duration_s
+    conn.execute(job_runs.update().where(key).values(**values))
