@@ -1,0 +1,102 @@
+"""`daybreak-agent`: the daemon on customer hosts, and its offline config check.
+
+    daybreak-agent --config /etc/daybreak/agent.yaml          run the agent
+    daybreak-agent check --config /etc/daybreak/agent.yaml    validate and exit (1 on errors)
+
+(`daybreak-agent run --job NAME -- cmd`, the job wrapper, joins these as a third subcommand.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import structlog
+
+from agent.config import AgentConfig, load_agent_config
+from agent.daemon import AgentDaemon
+from agent.logs import configure_logging
+from probes.clock import SystemClock
+from probes.configfile import ConfigError
+
+
+def agent_version() -> str:
+    try:
+        return version("daybreak")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="daybreak-agent",
+        description="Runs probes on this host and streams their results to a Daybreak collector.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {agent_version()}")
+    parser.add_argument("--config", type=Path, help="the agent's YAML configuration file")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    check = commands.add_parser("check", help="validate the configuration file and exit")
+    check.add_argument("--config", dest="check_config", type=Path, required=True)
+    return parser
+
+
+def _load(path: Path) -> AgentConfig | None:
+    try:
+        return load_agent_config(path)
+    except ConfigError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return None
+
+
+def check(path: Path) -> int:
+    config = _load(path)
+    if config is None:
+        return 1
+    sys.stdout.write(f"{path}: OK ({len(config.probes)} probes)\n")
+    return 0
+
+
+def serve(path: Path) -> int:
+    config = _load(path)
+    if config is None:
+        return 1
+    configure_logging(config.log)
+    structlog.contextvars.bind_contextvars(agent_id=config.agent_id, customer=config.customer)
+    daemon = AgentDaemon(config, agent_version(), SystemClock(), random.SystemRandom())
+    asyncio.run(_serve_until_signalled(daemon))
+    if daemon.hung_probe_threads:
+        # A thread stuck in a syscall (a dead NFS mount) cannot be stopped, and the interpreter
+        # would wait for it forever at exit. Everything is spooled and closed: leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
+
+
+async def _serve_until_signalled(daemon: AgentDaemon) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await daemon.run(stop)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        return check(args.check_config)
+    if args.config is None:
+        parser.error("--config is required")
+    return serve(args.config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

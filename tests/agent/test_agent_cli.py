@@ -1,0 +1,104 @@
+"""`daybreak-agent` as a real process: the config check, and the daemon against a tiny collector."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.agent.tiny_collector import TOKEN, TinyCollector, start_server
+
+AGENT = Path(sys.executable).parent / "daybreak-agent"
+
+
+def write_agent_files(tmp_path: Path, port: int, **overrides: Any) -> Path:
+    token_file = tmp_path / "agent.token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    config = {
+        "agent_id": "web-01",
+        "customer": "acme",
+        "host": "web-01.example",
+        "collectors": [f"127.0.0.1:{port}"],
+        "token_file": "agent.token",
+        "state_dir": "state",
+        "heartbeat_interval_s": 1,
+        "batch": {"linger_ms": 50},
+        "log": {"format": "json"},
+        "probes": [{"name": "here", "type": "disk", "paths": [str(tmp_path)], "interval_s": 1}],
+        **overrides,
+    }
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_check_accepts_a_good_file(tmp_path: Path) -> None:
+    path = write_agent_files(tmp_path, 7443)
+    done = subprocess.run([AGENT, "check", "--config", path], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{path}: OK (1 probes)\n"
+
+
+def test_check_refuses_a_bad_file_with_file_line_and_field(tmp_path: Path) -> None:
+    path = write_agent_files(tmp_path, 7443)
+    path.write_text(path.read_text().replace("  interval_s: 1", "  interval_s: 0.1"))
+    done = subprocess.run([AGENT, "check", "--config", path], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 1
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"{path}:")
+    assert ": probes[0].disk.interval_s: Input should be greater than or equal to 1" in line
+
+
+def test_the_daemon_streams_disk_results_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        collector = TinyCollector()
+        server, port = await start_server(collector)
+        config = write_agent_files(tmp_path, port)
+        log_file = tmp_path / "agent.log"
+        with log_file.open("wb") as log_out:
+            agent = await asyncio.create_subprocess_exec(
+                AGENT, "--config", str(config), stdout=log_out, stderr=log_out
+            )
+            try:
+                deadline = time.monotonic() + 30
+                while len(collector.items) < 2 or not collector.heartbeats:
+                    assert time.monotonic() < deadline, log_file.read_text()
+                    assert agent.returncode is None, log_file.read_text()
+                    await asyncio.sleep(0.05)
+                agent.send_signal(signal.SIGTERM)
+                returncode = await asyncio.wait_for(agent.wait(), timeout=20)
+            finally:
+                if agent.returncode is None:
+                    agent.kill()
+                    await agent.wait()
+        await server.stop(0)
+
+        assert returncode == 0, log_file.read_text()
+        result = collector.items[0].result
+        assert result.check == f"disk:{tmp_path}"
+        assert result.customer == "acme"
+        assert collector.hellos[0].agent_id == "web-01"
+        events = [json.loads(line) for line in log_file.read_text().splitlines()]
+        names = [e["event"] for e in events]
+        assert "agent.started" in names
+        assert names[-1] == "agent.stopped"
+        assert all(e["agent_id"] == "web-01" and e["customer"] == "acme" for e in events)
+        assert (tmp_path / "state" / "spool.sqlite3").exists()
+
+    asyncio.run(scenario())
+
+
+def test_running_without_a_config_is_a_usage_error() -> None:
+    done = subprocess.run([AGENT], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "--config is required" in done.stderr
