@@ -1,0 +1,446 @@
+"""Finds job start, success and failure lines in blocks of log lines, and turns them into JobRuns.
+
+Speed comes from never looping over lines in Python: the patterns of all jobs are joined into one
+alternation that scans a whole block (google-re2 when installed, a linear-time DFA; else `re`),
+and only the few lines it hits are matched again, pattern by pattern, to read the named groups:
+- `job` (or several `job_*` groups, joined with "."), `run_id`, `exit_code`, `ts`.
+
+Runs are tracked per job name: a start opens a run, a success or failure closes it. A failure
+that follows another failure of the same run (an ERROR line, then `END exit=3`) updates that run
+rather than inventing a second one. The open runs are state that outlives the probe's process;
+`snapshot()` and `restore()` carry it through the offsets file.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+import structlog
+
+from probes.clock import Clock
+from probes.joblog.tailer import LineBlock
+from probes.result import EXCERPT_MAX_BYTES, JobOutcome, JobRun, cap_text
+
+log = structlog.get_logger(__name__)
+
+GROUP_NAMES = ("job", "run_id", "exit_code", "ts")
+_NAMED_GROUP = re.compile(r"\(\?P<(\w+)>")
+_GLOBAL_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
+# Lines under a failure that belong to its record: indented lines, tracebacks, Java causes.
+DEFAULT_CONTINUATION = r"^(?:[ \t]|Traceback \(|Caused by:|\.\.\. \d+ more)"
+# A stack trace longer than this is cut: the excerpt is capped in bytes anyway.
+MAX_CONTINUATION_LINES = 200
+# Open and recently closed runs kept per probe: cron starts that never end must not grow it.
+MAX_TRACKED_RUNS = 10_000
+MAX_JOB_NAME_CHARS = 200
+
+
+def scoped_flags(pattern: str) -> str:
+    """`(?i)abc` -> `(?i:abc)`, so a pattern keeps its flags inside an alternation."""
+    found = _GLOBAL_FLAGS.match(pattern)
+    if found is None:
+        return pattern
+    return f"(?{found.group(1)}:{pattern[found.end():]})"
+
+
+def compile_line_pattern(pattern: str) -> re.Pattern[bytes]:
+    """A user's line regex as a bytes pattern; raises ValueError with a message for config."""
+    if "(?P=" in pattern:
+        raise ValueError("backreferences (?P=name) are not supported")
+    unknown = [g for g in _NAMED_GROUP.findall(pattern)
+               if g not in GROUP_NAMES and not g.startswith("job_")]
+    if unknown:
+        raise ValueError(
+            f"unknown group {unknown[0]!r}: groups are job, job_<part>, run_id, exit_code, ts"
+        )
+    try:
+        return re.compile(scoped_flags(pattern).encode("utf-8"), re.MULTILINE)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression: {exc}") from exc
+
+
+def _prefilter_source(patterns: Sequence[str]) -> str:
+    bare = [_NAMED_GROUP.sub("(?:", scoped_flags(p)) for p in patterns]
+    return "(?m)" + "|".join(f"(?:{p})" for p in bare)
+
+
+class LineScanner:
+    """Yields the (start, end) of each line in a block that any of the patterns may match."""
+
+    def __init__(self, patterns: Sequence[str], *, use_re2: bool = True) -> None:
+        source = _prefilter_source(patterns).encode("utf-8")
+        self.engine = "re"
+        self._search: Any = re.compile(source).search if patterns else None
+        if patterns and use_re2:
+            try:
+                re2 = importlib.import_module("re2")
+                options = re2.Options()
+                # Latin-1: every byte is a character, as in a Python bytes pattern, so invalid
+                # UTF-8 in a log line cannot hide a match.
+                options.encoding = re2.Options.Encoding.LATIN1
+                options.never_capture = True
+                options.log_errors = False
+                self._search = re2.compile(source, options).search
+                self.engine = "re2"
+            except ImportError:
+                pass
+            except Exception as exc:  # noqa: BLE001 - re2 refuses some syntax: `re` still works
+                log.info("joblog.re2_unusable", error=str(exc))
+
+    def candidate_lines(self, data: bytes) -> Iterator[tuple[int, int]]:
+        if self._search is None:
+            return
+        search = self._search
+        pos = 0
+        size = len(data)
+        while pos < size:
+            hit = search(data, pos)
+            if hit is None:
+                return
+            start = data.rfind(b"\n", 0, hit.start()) + 1
+            end = data.find(b"\n", hit.start())
+            if end < 0:
+                end = size
+            yield start, end
+            pos = end + 1
+
+
+@dataclass(frozen=True, slots=True)
+class JobRules:
+    """One job's compiled rules, built from its validated config."""
+
+    name: str
+    starts: tuple[re.Pattern[bytes], ...]
+    successes: tuple[re.Pattern[bytes], ...]
+    failures: tuple[re.Pattern[bytes], ...]
+    excerpt_before: int = 5
+    excerpt_after: int = 5
+    continuation: re.Pattern[bytes] = field(
+        default_factory=lambda: re.compile(DEFAULT_CONTINUATION.encode())
+    )
+    ts_format: str = "iso8601"
+    timezone: tzinfo = UTC
+    # Globs of the files this job is looked for in; empty: every file of the probe.
+    paths: tuple[str, ...] = ()
+
+    @property
+    def sources(self) -> list[str]:
+        return [p.pattern.decode("utf-8") for p in (*self.starts, *self.successes, *self.failures)]
+
+    def classify(self, line: bytes) -> tuple[JobOutcome, re.Match[bytes]] | None:
+        # Failure first: a line that says both "END" and "exit=3" is a failure.
+        for outcome, patterns in (
+            (JobOutcome.FAILED, self.failures),
+            (JobOutcome.SUCCEEDED, self.successes),
+            (JobOutcome.RUNNING, self.starts),
+        ):
+            for pattern in patterns:
+                found = pattern.search(line)
+                if found is not None:
+                    return outcome, found
+        return None
+
+
+def parse_timestamp(text: str, fmt: str, zone: tzinfo, now: datetime) -> datetime | None:
+    """A log timestamp as aware UTC; None when it does not parse. Year-less formats (syslog)
+    take the year that puts the time not more than a day in the future."""
+    try:
+        if fmt == "iso8601":
+            parsed = datetime.fromisoformat(text.strip().replace(",", "."))
+        elif fmt == "epoch":
+            return datetime.fromtimestamp(float(text), UTC)
+        elif "%Y" in fmt or "%y" in fmt:
+            parsed = datetime.strptime(text.strip(), fmt)  # noqa: DTZ007 - zone applied below
+        else:
+            year = now.astimezone(zone).year
+            parsed = datetime.strptime(f"{year} {text.strip()}", f"%Y {fmt}")  # noqa: DTZ007
+            if parsed.replace(tzinfo=zone) > now + timedelta(days=1):
+                parsed = parsed.replace(year=year - 1)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone)
+    return parsed.astimezone(UTC)
+
+
+@dataclass(slots=True)
+class _PendingFailure:
+    """A failure whose excerpt still waits for the lines after it."""
+
+    run: JobRun
+    key: str
+    lines: list[str]
+    after_left: int
+    in_record: bool
+    continuation: re.Pattern[bytes]
+    before: list[str]
+    failure_line: str
+
+
+class JobMatcher:
+    """Feeds on LineBlocks, collects JobRuns in file order; state survives via snapshot()."""
+
+    def __init__(
+        self,
+        probe_name: str,
+        jobs: Sequence[JobRules],
+        clock: Clock,
+        *,
+        errors: str = "replace",
+        excerpt_max_bytes: int = EXCERPT_MAX_BYTES,
+        use_re2: bool = True,
+    ) -> None:
+        self.probe_name = probe_name
+        self.jobs = tuple(jobs)
+        self.clock = clock
+        self.errors = errors
+        self.excerpt_max_bytes = excerpt_max_bytes
+        self.scanner = LineScanner([s for job in self.jobs for s in job.sources], use_re2=use_re2)
+        self.context_lines = max((j.excerpt_before for j in self.jobs), default=0)
+        self._jobs_by_path: dict[str, tuple[JobRules, ...]] = {}
+        self._items: list[JobRun | _PendingFailure] = []
+        self._pending: list[_PendingFailure] = []
+        # Persisted: open runs by job name, recently closed runs, the last run a job pattern
+        # opened in each file (for end lines that name the job when the start did not), and the
+        # last lines of each file (the "before" context of a failure at the top of a run).
+        self._open: dict[str, dict[str, Any]] = {}
+        self._closed: dict[str, dict[str, Any]] = {}
+        self._opened_in_file: dict[str, str] = {}
+        self._tails: dict[str, list[str]] = {}
+
+    # ----------------------------------------------------------------- state
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "open": dict(self._open),
+            "closed": dict(self._closed),
+            "opened_in_file": dict(self._opened_in_file),
+            "tails": {k: list(v) for k, v in self._tails.items()},
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self._items = []
+        self._pending = []
+        self._open = dict(state.get("open", {}))
+        self._closed = dict(state.get("closed", {}))
+        self._opened_in_file = dict(state.get("opened_in_file", {}))
+        self._tails = {k: list(v) for k, v in state.get("tails", {}).items()}
+
+    def forget_files(self, live_keys: set[str]) -> None:
+        """Drop the context of files the tailer no longer tracks."""
+        self._tails = {k: v for k, v in self._tails.items() if k in live_keys}
+
+    # ----------------------------------------------------------------- matching
+
+    def _jobs_for(self, path: str) -> tuple[JobRules, ...]:
+        jobs = self._jobs_by_path.get(path)
+        if jobs is None:
+            jobs = tuple(
+                j for j in self.jobs
+                if not j.paths or any(fnmatch.fnmatch(path, g) for g in j.paths)
+            )
+            self._jobs_by_path[path] = jobs
+        return jobs
+
+    def _text(self, raw: bytes) -> str:
+        return raw.decode("utf-8", errors=self.errors)
+
+    def feed(self, block: LineBlock) -> None:
+        data = block.data
+        for pending in [p for p in self._pending if p.key == block.key]:
+            self._collect_after(pending, data, 0)
+        jobs = self._jobs_for(block.path)
+        if jobs:
+            for line_start, line_end in self.scanner.candidate_lines(data):
+                line = data[line_start:line_end]
+                for job in jobs:
+                    event = job.classify(line)
+                    if event is not None:
+                        self._on_event(job, *event, block, line_start, line_end)
+        self._remember_tail(block)
+
+    def _remember_tail(self, block: LineBlock) -> None:
+        if self.context_lines == 0:
+            return
+        data = block.data
+        cut = len(data) - 1
+        for _ in range(self.context_lines):
+            cut = data.rfind(b"\n", 0, cut)
+            if cut < 0:
+                break
+        recent = [self._text(x) for x in data[cut + 1 : -1].split(b"\n")]
+        if cut < 0:
+            recent = self._tails.get(block.key, []) + recent
+        self._tails[block.key] = [line[:1024] for line in recent[-self.context_lines :]]
+
+    def _before(self, block: LineBlock, line_start: int, count: int) -> list[str]:
+        if count == 0:
+            return []
+        data = block.data
+        cut = line_start - 1
+        taken = 0
+        while taken < count and cut > 0:
+            cut = data.rfind(b"\n", 0, cut)
+            taken += 1
+        lines = [self._text(x) for x in data[cut + 1 : line_start - 1].split(b"\n")]
+        lines = lines if line_start > 0 else []
+        if len(lines) < count:
+            lines = self._tails.get(block.key, [])[-(count - len(lines)) :] + lines
+        return lines[-count:]
+
+    def _on_event(
+        self,
+        job: JobRules,
+        outcome: JobOutcome,
+        found: re.Match[bytes],
+        block: LineBlock,
+        line_start: int,
+        line_end: int,
+    ) -> None:
+        groups = {k: self._text(v) for k, v in found.groupdict().items() if v is not None}
+        named = [groups[g] for g in sorted(groups, key=lambda g: found.start(g))
+                 if g == "job" or g.startswith("job_")]
+        job_name = (".".join(named) if named else job.name)[:MAX_JOB_NAME_CHARS]
+        now = self.clock.now()
+        at = now
+        if "ts" in groups:
+            at = parse_timestamp(groups["ts"], job.ts_format, job.timezone, now) or now
+        source = f"{block.path}:{block.offset + line_start}"
+        origin = f"{block.key}@{block.offset + line_start}"
+        exit_code: int | None = None
+        if "exit_code" in groups:
+            try:
+                exit_code = int(groups["exit_code"])
+            except ValueError:
+                exit_code = None
+        line_run_id = groups.get("run_id")
+        file_slot = f"{job.name}|{block.key}"
+
+        if outcome is JobOutcome.RUNNING:
+            run_id = line_run_id or origin
+            self._open[job_name] = {"run_id": run_id, "started_at": at.isoformat(),
+                                    "explicit": line_run_id is not None}
+            self._closed.pop(job_name, None)
+            self._opened_in_file[file_slot] = job_name
+            self._trim()
+            self._items.append(JobRun(
+                probe=self.probe_name, job=job_name, run_id=run_id, outcome=outcome,
+                observed_at=now, started_at=at, source=source,
+            ))
+            return
+
+        run = self._open.pop(job_name, None)
+        if run is None and named:
+            fallback = self._opened_in_file.get(file_slot)
+            if fallback is not None and fallback != job_name:
+                run = self._open.pop(fallback, None)
+        if run is not None and line_run_id and run["explicit"] and run["run_id"] != line_run_id:
+            self._open[job_name] = run  # another run of the same job: leave it open
+            run = None
+        if run is None:
+            # The second word on a run already closed as failed (ERROR, then END exit=3).
+            closed = self._closed.get(job_name)
+            if closed is not None and closed["failed"] and (
+                line_run_id is None or line_run_id == closed["run_id"]
+            ):
+                run = closed
+        run_id = line_run_id or (run["run_id"] if run else origin)
+        started_at = datetime.fromisoformat(run["started_at"]) if run else None
+        if run is not None and exit_code is None:
+            exit_code = run.get("exit_code")
+        self._closed[job_name] = {
+            "run_id": run_id, "started_at": run["started_at"] if run else None,
+            "explicit": True, "failed": outcome is JobOutcome.FAILED, "exit_code": exit_code,
+        }
+        self._trim()
+        result = JobRun(
+            probe=self.probe_name, job=job_name, run_id=run_id, outcome=outcome,
+            observed_at=now, started_at=started_at, finished_at=at, exit_code=exit_code,
+            source=source,
+        )
+        if outcome is JobOutcome.SUCCEEDED:
+            self._items.append(result)
+            return
+        pending = _PendingFailure(
+            run=result, key=block.key, lines=[], after_left=job.excerpt_after, in_record=True,
+            continuation=job.continuation,
+            before=self._before(block, line_start, job.excerpt_before),
+            failure_line=self._text(block.data[line_start:line_end]),
+        )
+        self._items.append(pending)
+        self._pending.append(pending)
+        self._collect_after(pending, block.data, line_end + 1)
+
+    def _trim(self) -> None:
+        for table in (self._open, self._closed):
+            while len(table) > MAX_TRACKED_RUNS:
+                del table[next(iter(table))]
+        while len(self._opened_in_file) > MAX_TRACKED_RUNS:
+            del self._opened_in_file[next(iter(self._opened_in_file))]
+
+    def _collect_after(self, pending: _PendingFailure, data: bytes, pos: int) -> int:
+        """Adds lines after the failure; returns where it stopped. Done: removed from pending."""
+        size = len(data)
+        while pos < size:
+            end = data.find(b"\n", pos)
+            end = size if end < 0 else end
+            line = data[pos:end]
+            if pending.in_record and pending.continuation.search(line) and (
+                len(pending.lines) < MAX_CONTINUATION_LINES
+            ):
+                pending.lines.append(self._text(line))
+            else:
+                pending.in_record = False
+                if pending.after_left <= 0:
+                    self._finish(pending)
+                    return pos
+                pending.lines.append(self._text(line))
+                pending.after_left -= 1
+            pos = end + 1
+        return pos
+
+    def _finish(self, pending: _PendingFailure) -> None:
+        if pending in self._pending:
+            self._pending.remove(pending)
+        excerpt = self._excerpt(pending)
+        index = next(i for i, item in enumerate(self._items) if item is pending)
+        run = pending.run
+        self._items[index] = JobRun(
+            probe=run.probe, job=run.job, run_id=run.run_id, outcome=run.outcome,
+            observed_at=run.observed_at, started_at=run.started_at,
+            finished_at=run.finished_at, exit_code=run.exit_code, excerpt=excerpt,
+            source=run.source,
+        )
+
+    def _excerpt(self, pending: _PendingFailure) -> str:
+        """Before, failure line, after: cut from the far ends so the failure line stays."""
+        before = list(pending.before)
+        after = list(pending.lines)
+        budget = self.excerpt_max_bytes
+
+        def size() -> int:
+            return len("\n".join([*before, pending.failure_line, *after]).encode("utf-8"))
+
+        while size() > budget and (before or after):
+            if before and (len(before) >= len(after) or not after):
+                before.pop(0)
+            else:
+                after.pop()
+        return cap_text("\n".join([*before, pending.failure_line, *after]), budget)
+
+    def flush(self) -> None:
+        """Ends the excerpts still waiting for lines: the rest of the file is not written yet."""
+        for pending in list(self._pending):
+            self._finish(pending)
+
+    def take_items(self) -> list[JobRun]:
+        self.flush()
+        items = [i for i in self._items if isinstance(i, JobRun)]
+        self._items = []
+        return items
