@@ -1,0 +1,107 @@
+"""`daybreak incidents list|show`: the incident queue and one incident, read as a ticket."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from collector.cli.client import EXIT_OK, add_client_arguments, client_from_args
+from collector.cli.output import (
+    complain,
+    fields,
+    indented,
+    print_json,
+    table,
+    time_text,
+    utc_text,
+    write,
+)
+
+
+def register(subparsers: Any) -> None:
+    incidents = subparsers.add_parser("incidents", help="list incidents or show one")
+    commands = incidents.add_subparsers(dest="incidents_command", required=True,
+                                        metavar="{list,show}")
+
+    listing = commands.add_parser("list", help="incidents, newest first (default: open ones)")
+    listing.add_argument("--customer", help="only this customer")
+    listing.add_argument("--state", choices=("open", "resolved", "all"), default="open",
+                         help="open (the default; includes acknowledged), resolved or all")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (1-1000)")
+    listing.add_argument("--json", action="store_true", help="print the API's JSON")
+    add_client_arguments(listing)
+    listing.set_defaults(func=run_list)
+
+    show = commands.add_parser("show", help="one incident with its evidence and history")
+    show.add_argument("incident_id", metavar="ID", type=int)
+    show.add_argument("--json", action="store_true", help="print the API's JSON")
+    add_client_arguments(show)
+    show.set_defaults(func=run_show)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    body = client_from_args(args).get(
+        "/incidents", {"customer": args.customer, "state": args.state, "limit": args.limit})
+    if args.json:
+        print_json(body)
+        return EXIT_OK
+    incidents: list[dict[str, Any]] = body["incidents"]
+    if not incidents:
+        scope = f" for {args.customer}" if args.customer else ""
+        write(f"no {'' if args.state == 'all' else args.state + ' '}incidents{scope}")
+        return EXIT_OK
+    write(table(
+        ["ID", "SEVERITY", "STATE", "CUSTOMER", "HOST", "OPENED", "SEEN", "TITLE"],
+        [[str(i["id"]), i["severity"], i["state"], i["customer"], i["host"],
+          utc_text(i["opened_at"]), f"{i['occurrences']}x", i["title"]] for i in incidents],
+    ))
+    if body.get("truncated"):
+        complain(f"showing the newest {len(incidents)}; use --limit for more")
+    return EXIT_OK
+
+
+def run_show(args: argparse.Namespace) -> int:
+    incident = client_from_args(args).get(f"/incidents/{args.incident_id}")
+    if args.json:
+        print_json(incident)
+    else:
+        write(ticket_text(incident))
+    return EXIT_OK
+
+
+def ticket_text(incident: dict[str, Any]) -> str:
+    """One incident the way a service-desk agent reads a ticket: what, where, since when,
+    what was expected and seen, the evidence, what to do, what happened so far."""
+    zone = incident.get("customer_timezone")
+    state = incident["state"]
+    if state == "resolved":
+        state = f"resolved {time_text(incident.get('resolved_at'), zone)}"
+    header = fields([
+        ("customer", incident["customer"]),
+        ("host", incident["host"]),
+        ("severity", incident["severity"]),
+        ("state", state),
+        ("resolution", incident.get("resolution", "")),
+        ("assignment group", incident["assignment_group"]),
+        ("expectation", f"{incident['expectation']} ({incident['subject']})"),
+        ("opened", time_text(incident["opened_at"], zone)),
+        ("last seen", time_text(incident["last_seen_at"], zone)),
+        ("occurrences", str(incident["occurrences"])),
+        ("runbook", incident.get("runbook", "")),
+    ])
+    parts = [f"#{incident['id']}  {incident['title']}", "", header]
+    for label, key in (("summary", "summary"), ("expected", "expected"),
+                       ("observed", "observed")):
+        if incident.get(key):
+            parts += ["", label, indented(incident[key])]
+    if incident.get("evidence"):
+        source = incident.get("evidence_source")
+        parts += ["", f"evidence ({source})" if source else "evidence",
+                  indented(incident["evidence"], "  | ")]
+    events = incident.get("events") or []
+    if events:
+        parts += ["", "history", indented(table(
+            ["WHEN", "WHAT", "WHO", "NOTE"],
+            [[utc_text(e["at"]), e["kind"], e["actor"], e["note"]] for e in events],
+        ))]
+    return "\n".join(parts)
