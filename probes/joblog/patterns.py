@@ -351,11 +351,12 @@ class JobMatcher:
             ):
                 run = closed
         run_id = line_run_id or (run["run_id"] if run else origin)
-        started_at = datetime.fromisoformat(run["started_at"]) if run else None
+        started_text = run.get("started_at") if run else None
+        started_at = datetime.fromisoformat(started_text) if started_text else None
         if run is not None and exit_code is None:
             exit_code = run.get("exit_code")
         self._closed[job_name] = {
-            "run_id": run_id, "started_at": run["started_at"] if run else None,
+            "run_id": run_id, "started_at": started_text,
             "explicit": True, "failed": outcome is JobOutcome.FAILED, "exit_code": exit_code,
         }
         self._trim()

@@ -137,7 +137,7 @@ def test_custom_patterns_with_named_groups(tmp_path: Path) -> None:
         "ts_format": "%d/%m/%Y %H:%M:%S",
         "timezone": "Europe/Paris",
     }])
-    start, failed = runs_of(probe.run().items)
+    _start, failed = runs_of(probe.run().items)
     assert failed.run_id == "17"
     assert failed.started_at == datetime(2024, 5, 1, 0, 0, tzinfo=UTC)
     assert failed.duration_s == 1800.0
