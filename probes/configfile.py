@@ -53,29 +53,43 @@ def _field_path(loc: Sequence[int | str]) -> str:
     return out
 
 
-def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
-    """The 1-based line of the deepest node that loc reaches."""
+def _mapping_child(node: yaml.Node, key: int | str) -> tuple[yaml.Node, yaml.Node] | None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if str(key_node.value) == str(key):
+                return key_node, value_node
+    return None
+
+
+def _locate(node: yaml.Node | None, loc: Sequence[int | str]) -> tuple[int | None, str]:
+    """The 1-based line of the deepest node loc reaches, and loc as the user wrote it.
+
+    Pydantic puts a union's tag into loc (`expectations[1].job_must_not_fail.job`); the user's
+    file has no such level, so a part that names no key while the next part does is skipped.
+    """
+    parts = list(loc)
     if node is None:
-        return None
+        return None, _field_path(parts)
     line: int = node.start_mark.line + 1
-    for part in loc:
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if str(key_node.value) == str(part):
-                    # An unknown key is reported on the key itself.
-                    child = value_node
-                    line = key_node.start_mark.line + 1
-                    break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if 0 <= part < len(node.value):
-                child = node.value[part]
-        if child is None:
-            # Pydantic adds tags for unions (e.g. the discriminator's value); skip those.
+    shown: list[int | str] = []
+    for index, part in enumerate(parts):
+        found = _mapping_child(node, part)
+        if found is not None:
+            key_node, node = found
+            line = key_node.start_mark.line + 1
+            shown.append(part)
             continue
-        node = child
-        line = node.start_mark.line + 1
-    return line
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if 0 <= part < len(node.value):
+                node = node.value[part]
+                line = node.start_mark.line + 1
+            shown.append(part)
+            continue
+        following = parts[index + 1] if index + 1 < len(parts) else None
+        if following is not None and _mapping_child(node, following) is not None:
+            continue  # a union tag, not a level of the file
+        shown.append(part)
+    return line, _field_path(shown)
 
 
 def parse_yaml(text: str, path: str) -> tuple[Any, yaml.Node | None]:
@@ -98,10 +112,10 @@ def validate(model: type[ModelT], data: Any, node: yaml.Node | None, path: str) 
     try:
         return model.model_validate(data, context={"config_path": path})
     except ValidationError as exc:
-        problems = [
-            ConfigProblem(path, _line_of(node, err["loc"]), _field_path(err["loc"]), err["msg"])
-            for err in exc.errors()
-        ]
+        problems = []
+        for err in exc.errors():
+            line, field = _locate(node, err["loc"])
+            problems.append(ConfigProblem(path, line, field, err["msg"]))
         raise ConfigError(problems) from exc
 
 

@@ -56,7 +56,7 @@ def test_check_refuses_a_bad_file_with_file_line_and_field(tmp_path: Path) -> No
     assert done.returncode == 1
     [line] = done.stderr.splitlines()
     assert line.startswith(f"{path}:")
-    assert ": probes[0].disk.interval_s: Input should be greater than or equal to 1" in line
+    assert ": probes[0].interval_s: Input should be greater than or equal to 1" in line
 
 
 def test_the_daemon_streams_disk_results_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
