@@ -70,7 +70,7 @@ def test_a_wrong_key_is_refused_with_its_line(tmp_path: Path) -> None:
     write_token(tmp_path)
     path = write_config(tmp_path, GOOD.replace("    warn_percent: 70", "    warn_percnt: 70"))
     assert problems_of(path) == [
-        f"{path}:14: probes[1].disk.warn_percnt: Extra inputs are not permitted"
+        f"{path}:14: probes[1].warn_percnt: Extra inputs are not permitted"
     ]
 
 
@@ -78,7 +78,7 @@ def test_a_wrong_type_is_refused_with_its_line(tmp_path: Path) -> None:
     write_token(tmp_path)
     path = write_config(tmp_path, GOOD.replace("interval_s: 30", "interval_s: often"))
     [problem] = problems_of(path)
-    assert problem.startswith(f"{path}:10: probes[0].disk.interval_s: ")
+    assert problem.startswith(f"{path}:10: probes[0].interval_s: ")
     assert "valid number" in problem
 
 
