@@ -11,13 +11,16 @@ from pydantic import Field
 
 from probes.base import Probe, ProbeContext
 from probes.disk import DiskConfig, DiskProbe
+from probes.joblog.probe import JoblogConfig, JoblogProbe
 
 # Discriminated by `type`, so a wrong key in a disk probe is reported against the disk model
 # only, and an unknown type names the types that exist.
-ProbeConfig = Annotated[DiskConfig, Field(discriminator="type")]
+ProbeConfig = Annotated[DiskConfig | JoblogConfig, Field(discriminator="type")]
 
 
 def build_probe(config: ProbeConfig, ctx: ProbeContext) -> Probe:
     if isinstance(config, DiskConfig):
         return DiskProbe(config, ctx)
+    if isinstance(config, JoblogConfig):
+        return JoblogProbe(config, ctx)
     raise TypeError(f"no probe is built from {type(config).__name__}")

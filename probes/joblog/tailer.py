@@ -245,8 +245,9 @@ class TailRun:
                 start = replace(pos, path=copy.path, device=copy.st.st_dev,
                                 inode=copy.st.st_ino, rotated_away=not in_glob)
                 old_first.append((copy, start, True))
-        newcomers = sorted(seen.values(), key=lambda s: (s.st.st_mtime_ns, s.path))
-        from_start.extend((found, False) for found in newcomers)
+        from_start.extend((found, False) for found in seen.values())
+        # Oldest write first: a copy made before the live file was written again comes first.
+        from_start.sort(key=lambda item: (item[0].st.st_mtime_ns, item[0].path))
 
         for found, pos, keep in old_first:
             yield from self._read(found, pos, flush_partial=not keep, keep=keep)

@@ -234,12 +234,22 @@ def test_any_history_of_writes_and_rotations_yields_every_line_exactly_once_in_o
         rotations = 0
 
         polled_since_created = False
+        seen_nonempty = False
 
         def poll() -> None:
             nonlocal polled_since_created
+            # Only a run that found the file has seen it; a copy is recognised by the bytes seen.
+            nonlocal seen_nonempty
+            polled_since_created = log.exists()
+            seen_nonempty = log.exists() and log.stat().st_size > 0
             read.extend(reader.poll())
             state.save(reader.positions, {})
-            polled_since_created = True
+
+        def before_copytruncate() -> None:
+            # A copy is told by the head the reader saw: a file seen empty has none.
+            if not glob_covers_rotated and not seen_nonempty:
+                poll()
+            before_rotation()
 
         def before_rotation() -> None:
             # Lines written since the last rotation and rotated out of the glob before any run
@@ -278,7 +288,7 @@ def test_any_history_of_writes_and_rotations_yields_every_line_exactly_once_in_o
                 log.touch()
                 polled_since_created = False
             elif op == "copytruncate" and log.exists():
-                before_rotation()
+                before_copytruncate()
                 rotations += 1
                 shutil.copyfile(log, folder / f"app.log.{rotations}")
                 with log.open("r+b") as f:
