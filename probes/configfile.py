@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, ValidationInfo
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -32,7 +32,9 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        if not self.field:
+            return f"{where}: {self.message}"
+        return f"{where}: {self.field}: {self.message}"
 
 
 class ConfigError(Exception):
@@ -135,7 +137,8 @@ def read_text(path: Path) -> str:
             )
         raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError([ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror}")]) from exc
+        problem = ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror}")
+        raise ConfigError([problem]) from exc
     if b"\x00" in raw:
         raise ConfigError([ConfigProblem(str(path), None, "", "binary file, not YAML")])
     try:
@@ -148,3 +151,17 @@ def read_text(path: Path) -> str:
 def load_file(model: type[ModelT], path: Path) -> ModelT:
     """Read, parse and validate one YAML file into model."""
     return load_text(model, read_text(path), str(path))
+
+
+def relative_to_config(path: Path, info: ValidationInfo) -> Path:
+    """Anchor a relative path at the folder of the file being validated.
+
+    A configuration file then means the same thing whatever directory the program starts in.
+    Built in code (no `config_path` in the validation context), a path stays as given.
+    """
+    if path.is_absolute():
+        return path
+    config_path = (info.context or {}).get("config_path")
+    if not config_path:
+        return path
+    return Path(config_path).resolve().parent / path

@@ -19,13 +19,22 @@ when the agent calls `commit`, after the items are spooled.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from probes.base import ProbeConfigBase, ProbeContext, ProbeOutput
+from probes.configfile import relative_to_config
 from probes.joblog.offsets import OffsetStore
 from probes.joblog.patterns import (
     DEFAULT_CONTINUATION,
@@ -69,6 +78,11 @@ class JobPattern(BaseModel):
     paths: list[str] = Field(default_factory=list)
 
     _to_list = field_validator("start", "success", "failure", "paths", mode="before")(_as_list)
+
+    @field_validator("paths")
+    @classmethod
+    def _anchor_globs(cls, globs: list[str], info: ValidationInfo) -> list[str]:
+        return [str(relative_to_config(Path(glob), info)) for glob in globs]
 
     @field_validator("start", "success", "failure")
     @classmethod
@@ -142,6 +156,11 @@ class JoblogConfig(ProbeConfigBase):
     skip_suffixes: list[str] = Field(default_factory=lambda: list(COMPRESSED_SUFFIXES))
 
     _to_list = field_validator("paths", mode="before")(_as_list)
+
+    @field_validator("paths")
+    @classmethod
+    def _anchor_globs(cls, globs: list[str], info: ValidationInfo) -> list[str]:
+        return [str(relative_to_config(Path(glob), info)) for glob in globs]
 
 
 class JoblogProbe:
