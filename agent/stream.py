@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 import structlog
@@ -34,12 +34,10 @@ from daybreak.v1 import stream_pb2, stream_pb2_grpc
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from agent.config import AgentConfig, read_token
+from agent.own_usage import OwnUsage
 from agent.spool import Spool, SpoolEntry
 from probes.clock import Clock
 from probes.result import Item, JobOutcome, Result, Status
-
-if TYPE_CHECKING:
-    import psutil
 
 log = structlog.get_logger("agent.stream")
 
@@ -224,7 +222,7 @@ class StreamClient:
         self._max_batches_in_flight = max_batches_in_flight
         self._started_monotonic = clock.monotonic()
         self._endpoint_index = 0
-        self._process: psutil.Process | None = None
+        self._own_usage = OwnUsage(clock)
         self.connected_endpoint: str | None = None
         self.sessions_opened = 0
 
@@ -452,24 +450,14 @@ class StreamClient:
             await asyncio.sleep(interval_s)
 
     def heartbeat(self) -> stream_pb2.Heartbeat:
-        rss_bytes, cpu_percent = self._own_usage()
         return stream_pb2.Heartbeat(
             sent_at_ms=epoch_ms(self._clock.now()),
             uptime_s=self._clock.monotonic() - self._started_monotonic,
             spool_depth=self._spool.depth,
             results_dropped=self._spool.dropped,
-            rss_bytes=rss_bytes,
-            cpu_percent=cpu_percent,
+            rss_bytes=self._own_usage.resident_bytes(),
+            cpu_percent=self._own_usage.cpu_percent(),
         )
-
-    def _own_usage(self) -> tuple[int, float]:
-        # psutil is imported here, when the first heartbeat is due, not at agent import.
-        import psutil
-
-        if self._process is None:
-            self._process = psutil.Process()
-        # cpu_percent(None): since the previous call, without blocking.
-        return int(self._process.memory_info().rss), float(self._process.cpu_percent(None))
 
     async def _watch_acks(self, session: _Session) -> None:
         check_every_s = min(5.0, self._policy.ack_timeout_s / 4)
