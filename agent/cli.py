@@ -49,7 +49,8 @@ def _load(path: Path) -> AgentConfig | None:
     from probes.configfile import ConfigError
 
     try:
-        return load_agent_config(path)
+        # On the host: the token file must exist and be private, or the agent cannot connect.
+        return load_agent_config(path, check_files=True)
     except ConfigError as exc:
         sys.stderr.write(f"{exc}\n")
         return None

@@ -2,7 +2,8 @@
 
 Relative paths are relative to the folder of the configuration file, so a config and its token
 can move together. The token itself never appears in YAML: only the path of a file that only the
-agent's user may read.
+agent's user may read (checked on the host: `load_agent_config(path, check_files=True)`, and
+again at every connect by `read_token`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import stat
 from pathlib import Path
 from typing import Annotated, Literal
 
+import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -22,7 +24,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from probes.configfile import load_file
+from probes.configfile import ConfigError, ConfigProblem, parse_yaml, read_text, validate
 from probes.registry import ProbeConfig
 
 MIB = 1024 * 1024
@@ -116,12 +118,6 @@ class AgentConfig(BaseModel):
     def _resolve_relative_paths(cls, value: Path, info: ValidationInfo) -> Path:
         return _relative_to_config_file(value, info)
 
-    @field_validator("token_file")
-    @classmethod
-    def _token_file_is_private(cls, value: Path) -> Path:
-        check_token_file(value)
-        return value
-
     @field_validator("probes")
     @classmethod
     def _probe_names_are_unique(cls, probes: list[ProbeConfig]) -> list[ProbeConfig]:
@@ -153,6 +149,28 @@ class AgentConfig(BaseModel):
         return self.state_dir / "probes" / probe_name
 
 
-def load_agent_config(path: Path) -> AgentConfig:
-    """Read and validate agent.yaml; raises probes.configfile.ConfigError (file:line: field)."""
-    return load_file(AgentConfig, path)
+def _line_of_top_level_key(node: yaml.Node | None, key: str) -> int | None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, _ in node.value:
+            if key_node.value == key:
+                return int(key_node.start_mark.line) + 1
+    return None
+
+
+def load_agent_config(path: Path, *, check_files: bool = False) -> AgentConfig:
+    """Read and validate agent.yaml; raises probes.configfile.ConfigError (file:line: field).
+
+    check_files: also refuse a token file that is missing or readable by others. The agent and
+    `daybreak-agent check` do, on the host; an offline check elsewhere (`daybreak check` on the
+    operator's machine, the example files' test) cannot, as the token lives on the host only.
+    """
+    text = read_text(path)
+    data, node = parse_yaml(text, str(path))
+    config = validate(AgentConfig, data, node, str(path))
+    if check_files:
+        try:
+            check_token_file(config.token_file)
+        except ValueError as exc:
+            line = _line_of_top_level_key(node, "token_file")
+            raise ConfigError([ConfigProblem(str(path), line, "token_file", str(exc))]) from exc
+    return config

@@ -102,3 +102,13 @@ def test_running_without_a_config_is_a_usage_error() -> None:
     done = subprocess.run([AGENT], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "--config is required" in done.stderr
+
+
+def test_check_on_the_host_refuses_a_token_file_others_can_read(tmp_path: Path) -> None:
+    path = write_agent_files(tmp_path, 7443)
+    (tmp_path / "agent.token").chmod(0o640)
+    done = subprocess.run([AGENT, "check", "--config", path], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"{path}:6: token_file: ")  # yaml.safe_dump: line 6
+    assert f"chmod 600 {tmp_path / 'agent.token'}" in done.stderr
