@@ -16,7 +16,13 @@ from structlog.testing import capture_logs
 
 from agent.config import AgentConfig
 from agent.spool import Spool
-from agent.stream import COMMANDS_DISABLED, ItemEncoder, ReconnectPolicy, StreamClient
+from agent.stream import (
+    COMMANDS_DISABLED,
+    ItemEncoder,
+    ReconnectPolicy,
+    StreamClient,
+    build_batch,
+)
 from probes.clock import ManualClock
 from probes.result import JobOutcome, JobRun, Result, Status
 from tests.agent.tiny_collector import TOKEN, TinyCollector, start_server
@@ -249,3 +255,12 @@ def test_a_command_is_answered_with_a_refusal_for_now(tmp_path: Path) -> None:
         await server.stop(0)
 
     run(scenario)
+
+
+def test_a_batch_stops_at_its_byte_cap_but_always_carries_one_item() -> None:
+    rows = [(seq, stream_pb2.Item(result=stream_pb2.Result(summary="x" * 100)).SerializeToString())
+            for seq in range(1, 11)]
+    batch = build_batch(rows, max_bytes=400)
+    assert [i.seq for i in batch.items] == [1, 2, 3]
+    assert batch.ByteSize() < 400
+    assert [i.seq for i in build_batch(rows[4:], max_bytes=10).items] == [5]
