@@ -13,7 +13,7 @@ one row per check first, in sequence order, so the upsert writes each check once
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,26 +39,50 @@ class CheckObservation:
     status_changed_in_batch: bool = False
 
 
-def fold_observations(observations: Iterable[CheckObservation]) -> list[CheckObservation]:
-    """One observation per check: the latest, with status_since as the module docstring says.
+class CheckStateFolder:
+    """Folds a batch's results, in sequence order, into one observation per check.
 
-    `observations` must be in sequence order.
+    Cheap per result (a dict lookup and a tuple): it runs for every result ingested.
     """
-    latest: dict[tuple[str, str, str], CheckObservation] = {}
-    for observation in observations:
-        key = (observation.customer, observation.host, observation.check_key)
-        previous = latest.get(key)
+
+    def __init__(self) -> None:
+        # Per check: the latest result's fields, when its status began, whether it changed.
+        self._latest: dict[tuple[str, str, str], tuple[tuple[Any, ...], datetime, bool]] = {}
+
+    def observe(
+        self, customer: str, host: str, check_key: str, probe: str, status: str, summary: str,
+        metrics_json: str, observed_at: datetime, agent_id: str,
+    ) -> None:
+        key = (customer, host, check_key)
+        fields = (probe, status, summary, metrics_json, observed_at, agent_id)
+        previous = self._latest.get(key)
         if previous is None:
-            latest[key] = observation
-        elif previous.status == observation.status:
-            latest[key] = replace(
-                observation,
-                status_since=previous.status_since,
-                status_changed_in_batch=previous.status_changed_in_batch,
-            )
+            self._latest[key] = (fields, observed_at, False)
+        elif previous[0][1] == status:
+            self._latest[key] = (fields, previous[1], previous[2])
         else:
-            latest[key] = replace(observation, status_changed_in_batch=True)
-    return list(latest.values())
+            self._latest[key] = (fields, observed_at, True)
+
+    def observations(self) -> list[CheckObservation]:
+        return [
+            CheckObservation(
+                customer=customer, host=host, check_key=check_key, probe=probe, status=status,
+                summary=summary, metrics_json=metrics_json, observed_at=observed_at,
+                agent_id=agent_id, status_since=since, status_changed_in_batch=changed,
+            )
+            for (customer, host, check_key), (
+                (probe, status, summary, metrics_json, observed_at, agent_id), since, changed
+            ) in self._latest.items()
+        ]
+
+
+def fold_observations(observations: Iterable[CheckObservation]) -> list[CheckObservation]:
+    """One observation per check, as the module docstring says; input in sequence order."""
+    folder = CheckStateFolder()
+    for o in observations:
+        folder.observe(o.customer, o.host, o.check_key, o.probe, o.status, o.summary,
+                       o.metrics_json, o.observed_at, o.agent_id)
+    return folder.observations()
 
 
 def _insert(conn: sa.Connection) -> Any:
