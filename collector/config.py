@@ -111,9 +111,9 @@ class CollectorConfig(_Model):
     grpc: GrpcConfig = Field(default_factory=GrpcConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     # Where the default SQLite store lives.
-    state_dir: Path = Path("var")
+    state_dir: Path = Field(default=Path("var"), validate_default=True)
     store: StoreConfig = Field(default_factory=StoreConfig)
-    customers_dir: Path = Path("customers")
+    customers_dir: Path = Field(default=Path("customers"), validate_default=True)
     agents: list[AgentEntry] = Field(default_factory=list)
     api_tokens: list[ApiTokenEntry] = Field(default_factory=list)
     # Told to every agent in Welcome; the heartbeat expectation allows a few missed ones.

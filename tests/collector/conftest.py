@@ -118,8 +118,8 @@ def hello(agent_id: str = "web1", customer: str = "acme", last_acked_seq: int = 
 
 
 def result_item(seq: int, *, customer: str = "acme", check: str = "disk:/data",
-                status: int = stream_pb2.STATUS_OK, observed_at_ms: int = 1_772_431_200_000,
-                ) -> stream_pb2.Item:
+                status: stream_pb2.Status.ValueType = stream_pb2.STATUS_OK,
+                observed_at_ms: int = 1_772_431_200_000) -> stream_pb2.Item:
     return stream_pb2.Item(seq=seq, result=stream_pb2.Result(
         customer=customer, host="web1.acme.example", probe="data-disks", check=check,
         status=status, metrics={"used_percent": 42.0}, summary=f"result {seq}",

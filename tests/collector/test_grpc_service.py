@@ -54,7 +54,7 @@ async def _acked(call: Any) -> int:
 
 def _audit_actions(engine: sa.Engine) -> list[tuple[str, str, str]]:
     with engine.connect() as conn:
-        return [tuple(row) for row in conn.execute(  # type: ignore[misc]
+        return [(row.actor, row.action, row.detail) for row in conn.execute(
             sa.select(audit_log.c.actor, audit_log.c.action, audit_log.c.detail)
             .order_by(audit_log.c.id)
         )]
