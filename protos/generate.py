@@ -40,7 +40,8 @@ def generate(out_root: Path) -> list[Path]:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
-    return sorted(p for p in (out_root / "daybreak" / "v1").iterdir() if p.suffix in {".py", ".pyi"})
+    generated = (out_root / "daybreak" / "v1").iterdir()
+    return sorted(p for p in generated if p.suffix in {".py", ".pyi"})
 
 
 def main() -> None:

@@ -69,6 +69,10 @@ class Verdict:
     evidence_source: str = ""
     runbook: str = ""
     note: str = ""
+    # What makes this problem one occurrence (a job's run id). Empty: every PROBLEM verdict is
+    # a new occurrence (a check failing again). Equal to the last one: the same occurrence
+    # reported again with more detail, counted once.
+    occurrence: str = ""
 
     @property
     def is_problem(self) -> bool:

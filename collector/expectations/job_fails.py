@@ -56,11 +56,12 @@ class JobMustNotFailExpectation(ExpectationBase):
         if run.outcome is not JobOutcome.FAILED:
             return None
         exit_text = f"exit code {run.exit_code}" if run.exit_code is not None else "failed"
+        title_detail = f" ({exit_text})" if run.exit_code is not None else ""
         last_line = _last_line(run.excerpt)
         return Verdict(
             self.name, run.job, Outcome.PROBLEM, run.observed_at,
             severity=self.severity,
-            title=f"job {run.job} failed on {host} ({exit_text})",
+            title=f"job {run.job} failed on {host}{title_detail}",
             summary=one_line(f"run {run.run_id} failed: {last_line}" if last_line
                              else f"run {run.run_id} failed"),
             expected=f"every run of {run.job} succeeds",
@@ -69,6 +70,7 @@ class JobMustNotFailExpectation(ExpectationBase):
             evidence=run.excerpt,
             evidence_source=run.source,
             runbook=self.runbook,
+            occurrence=run.run_id,
         )
 
 

@@ -74,12 +74,14 @@ class IncidentLifecycle:
         """Open an incident for verdict, or count it as one more occurrence of the open one."""
         key = dedup_key(customer.customer, host, verdict.expectation, verdict.subject)
         current = conn.execute(
-            sa.select(incidents.c.id, incidents.c.severity)
+            sa.select(incidents.c.id, incidents.c.severity, incidents.c.last_occurrence)
             .where(incidents.c.dedup_key == key, _is_open())
         ).first()
         if current is None:
             return self._open(conn, key, customer, host, verdict)
-        return self._repeat(conn, key, current.id, Severity(current.severity), verdict)
+        same_occurrence = bool(verdict.occurrence) and verdict.occurrence == current.last_occurrence
+        return self._repeat(conn, key, current.id, Severity(current.severity), verdict,
+                            same_occurrence=same_occurrence)
 
     def _open(self, conn: sa.Connection, key: str, customer: CustomerFile, host: str,
               verdict: Verdict) -> IncidentChange:
@@ -102,6 +104,7 @@ class IncidentLifecycle:
                 assignment_group=customer.assignment_group,
                 runbook=customer.runbook_url(verdict.runbook),
                 occurrences=1,
+                last_occurrence=verdict.occurrence,
                 opened_at=now,
                 last_seen_at=now,
             ).returning(incidents.c.id)
@@ -110,14 +113,19 @@ class IncidentLifecycle:
         return IncidentChange(incident_id, ChangeKind.OPENED, key)
 
     def _repeat(self, conn: sa.Connection, key: str, incident_id: int, severity: Severity,
-                verdict: Verdict) -> IncidentChange:
+                verdict: Verdict, *, same_occurrence: bool) -> IncidentChange:
         now = self._now()
         values: dict[str, object] = {
-            "occurrences": incidents.c.occurrences + 1,
             "last_seen_at": now,
             "summary": one_line(verdict.summary),
             "observed": cap_text(verdict.observed, TEXT_MAX_BYTES),
+            "last_occurrence": verdict.occurrence,
         }
+        if same_occurrence:
+            # The same failed run told again with more detail (its exit code): say it better.
+            values["title"] = one_line(verdict.title)
+        else:
+            values["occurrences"] = incidents.c.occurrences + 1
         if verdict.evidence:
             # The latest failure's excerpt is the one that matches `observed`.
             values["evidence"] = cap_text(verdict.evidence, EVIDENCE_MAX_BYTES)

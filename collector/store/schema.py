@@ -125,6 +125,9 @@ incidents = sa.Table(
     sa.Column("assignment_group", sa.String(64), nullable=False, server_default="service_desk"),
     sa.Column("runbook", sa.Text, nullable=False, server_default=""),
     sa.Column("occurrences", sa.Integer, nullable=False, server_default="1"),
+    # What the latest occurrence was (a job's run id): a second report of the same failed run,
+    # e.g. its ERROR line and then its exit code, refreshes the incident but is not counted.
+    sa.Column("last_occurrence", sa.String(255), nullable=False, server_default=""),
     sa.Column("opened_at", UTC_TIME, nullable=False),
     sa.Column("last_seen_at", UTC_TIME, nullable=False),
     sa.Column("resolved_at", UTC_TIME),

@@ -53,7 +53,8 @@ def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} "
+                         f"(last error: {last_error})")
 
 
 @dataclass
@@ -126,7 +127,8 @@ class Deployment:
     def enrol(self, agent_id: str, customer: str) -> Path:
         token_file = self.root / "secrets" / f"{agent_id}.token"
         write_secret(token_file)
-        self.agents.append({"agent_id": agent_id, "customer": customer, "token_file": str(token_file)})
+        self.agents.append(
+            {"agent_id": agent_id, "customer": customer, "token_file": str(token_file)})
         return token_file
 
     def collector_config(self) -> Path:

@@ -199,6 +199,26 @@ def test_a_failed_job_run_opens_and_a_later_success_resolves(
     assert incident.resolution == "recovered: run 43 succeeded"
 
 
+def test_one_failed_run_reported_twice_is_one_occurrence_told_better(
+    db: sa.Engine, engine: IncidentEngine, clock: ManualClock,
+) -> None:
+    # A log says ERROR first and the exit code later: two FAILED updates of one run.
+    error_line = JobRun(probe="joblog", job="nightly-export", run_id="42",
+                        outcome=JobOutcome.FAILED, observed_at=START,
+                        excerpt="ERROR: connection to warehouse refused\n")
+    feed(db, engine, "db-01", error_line)
+    clock.advance(1)
+    feed(db, engine, "db-01", export_run("42", JobOutcome.FAILED, clock.now()))
+    [incident] = all_incidents(db)
+    assert incident.occurrences == 1
+    assert incident.title == "job nightly-export failed on db-01 (exit code 3)"
+
+    clock.advance(86400)
+    feed(db, engine, "db-01", export_run("43", JobOutcome.FAILED, clock.now()))
+    [incident] = all_incidents(db)
+    assert incident.occurrences == 2
+
+
 def test_a_running_job_and_a_job_on_an_unwatched_host_say_nothing(
     db: sa.Engine, engine: IncidentEngine,
 ) -> None:

@@ -76,6 +76,7 @@ def upgrade() -> None:
     sa.Column('assignment_group', sa.String(length=64), server_default='service_desk', nullable=False),
     sa.Column('runbook', sa.Text(), server_default='', nullable=False),
     sa.Column('occurrences', sa.Integer(), server_default='1', nullable=False),
+    sa.Column('last_occurrence', sa.String(length=255), server_default='', nullable=False),
     sa.Column('opened_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True),
