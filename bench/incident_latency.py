@@ -103,7 +103,8 @@ def main() -> None:
             wait_for(lambda: api.get("/healthz").status_code == 200)
             procs.append(subprocess.Popen([str(BIN / "daybreak-agent"), "--config",
                                            str(root / "agent.yaml")], stdout=out, stderr=out))
-            wait_for(lambda: any(a["connected"] for a in api.get("/api/v1/agents").json()["agents"]))
+            wait_for(lambda: any(agent["connected"]
+                                 for agent in api.get("/api/v1/agents").json()["agents"]))
             latencies = []
             for run in range(1, args.runs + 1):
                 with log.open("a") as f:
