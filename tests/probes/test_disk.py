@@ -180,7 +180,10 @@ tmpfs /run tmpfs rw,nosuid,nodev 0 0
 
 
 def test_discovery_keeps_real_filesystems_and_decodes_escaped_spaces() -> None:
-    mounts = real_mounts(parse_mounts(MOUNTS), disk_config().ignore_fs_types)
+    config = disk_config()
+    mounts = real_mounts(
+        parse_mounts(MOUNTS), config.ignore_fs_types, ignore_read_only=config.ignore_read_only
+    )
     assert [(m.mountpoint, m.fs_type) for m in mounts] == [
         ("/", "ext4"),
         ("/mnt/backup disk", "ext4"),
