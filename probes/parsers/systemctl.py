@@ -84,3 +84,33 @@ def parse_show_single(text: str) -> dict[str, str]:
     """The properties of `systemctl show ONE-UNIT`: the first block, or {} when there is none."""
     units = parse_show(text)
     return units[0] if units else {}
+
+
+# What systemctl prints, on stderr, on a host where systemd is not PID 1 (a container, WSL 1,
+# an init-less chroot): there is no manager to ask, which is not the same as a stopped unit.
+_NO_SYSTEMD_MESSAGES = (
+    "System has not been booted with systemd",
+    "Failed to connect to bus",
+    "Failed to get D-Bus connection",
+)
+
+# `systemctl is-active`: exit 0 when the unit is active or reloading, 3 when it is not
+# ("According to LSB: program is not running"); stdout holds the ActiveState (or "unknown" for a
+# unit systemd does not know). Only the exit status decides (systemctl_is_active_notes.json).
+IS_ACTIVE_UP_EXIT = 0
+IS_ACTIVE_DOWN_EXIT = 3
+UP_STATES = frozenset({"active", "reloading"})
+
+
+def says_systemd_is_absent(output: str) -> bool:
+    return any(message in output for message in _NO_SYSTEMD_MESSAGES)
+
+
+def parse_is_active(exit_status: int, stdout: str) -> tuple[bool, str]:
+    """(is up, the state word) from `systemctl is-active UNIT`; ValueError on another exit."""
+    state = stdout.strip().splitlines()[0].strip() if stdout.strip() else "unknown"
+    if exit_status == IS_ACTIVE_UP_EXIT:
+        return True, state
+    if exit_status == IS_ACTIVE_DOWN_EXIT:
+        return False, state
+    raise ValueError(f"systemctl is-active exited {exit_status}: {stdout.strip()[:200]}")
