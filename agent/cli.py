@@ -2,8 +2,7 @@
 
     daybreak-agent --config /etc/daybreak/agent.yaml          run the agent
     daybreak-agent check --config /etc/daybreak/agent.yaml    validate and exit (1 on errors)
-
-(`daybreak-agent run --job NAME -- cmd`, the job wrapper, joins these as a third subcommand.)
+    daybreak-agent run --job NAME -- command args...          the job wrapper (agent/wrapper.py)
 
 Only the standard library is imported at the top: the daemon decides what to load before
 asyncio is imported (see `_leave_out_python_tls`).
@@ -41,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     check_parser = commands.add_parser("check", help="validate the configuration file and exit")
     check_parser.add_argument("--config", dest="check_config", type=Path, required=True)
+    # Listed for --help only: main() hands `run` to the wrapper before parsing, since the
+    # command after `--` is the job's, not ours (see agent/wrapper.py).
+    commands.add_parser(
+        "run", help="run a job's command and record its run: run --job NAME -- command args..."
+    )
     return parser
 
 
@@ -112,8 +116,14 @@ async def _serve_until_signalled(daemon: AgentDaemon) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_list = sys.argv[1:] if argv is None else list(argv)
+    if args_list[:1] == ["run"]:
+        from agent.wrapper import main as run_wrapped
+        from probes.clock import SystemClock
+
+        return run_wrapped(args_list[1:], SystemClock())
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     if args.command == "check":
         return check(args.check_config)
     if args.config is None:

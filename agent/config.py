@@ -70,6 +70,32 @@ def _relative_to_config_file(value: Path, info: ValidationInfo) -> Path:
     return Path(config_path).parent / value
 
 
+class HandoffSettings(BaseModel):
+    """Where `daybreak-agent run` (the job wrapper) hands its job runs to the agent.
+
+    The wrapper usually runs as another user than the agent (a crontab's owner), and the
+    state_dir is private to the agent: when it does, point both paths outside state_dir (e.g.
+    /run/daybreak/handoff.sock and /var/spool/daybreak/inbox) and name the group whose members
+    may hand off (docs/wrapper.md).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # None: <state_dir>/handoff.sock and <state_dir>/inbox.
+    socket: Path | None = None
+    inbox: Path | None = None
+    # The group allowed to write to the socket and the inbox; None: the socket is the agent's
+    # group's (mode 0660) and the inbox is world-writable and sticky, like /tmp.
+    group: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
+    # How often the inbox (runs handed off while the agent was down) is drained.
+    drain_interval_s: float = Field(default=5.0, ge=0.1, le=3600.0)
+
+    @field_validator("socket", "inbox")
+    @classmethod
+    def _resolve_relative_paths(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else _relative_to_config_file(value, info)
+
+
 def check_token_file(path: Path) -> None:
     """Refuse a missing token file or one that others could read (ValueError says what to do)."""
     try:
@@ -112,6 +138,7 @@ class AgentConfig(BaseModel):
     heartbeat_interval_s: float = Field(default=10.0, ge=1.0, le=3600.0)
     probes: list[ProbeConfig] = Field(default_factory=list)
     log: LogSettings = Field(default_factory=LogSettings)
+    handoff: HandoffSettings = Field(default_factory=HandoffSettings)
 
     @field_validator("token_file", "state_dir")
     @classmethod
@@ -147,6 +174,14 @@ class AgentConfig(BaseModel):
 
     def probe_state_dir(self, probe_name: str) -> Path:
         return self.state_dir / "probes" / probe_name
+
+    @property
+    def handoff_socket_path(self) -> Path:
+        return self.handoff.socket or self.state_dir / "handoff.sock"
+
+    @property
+    def handoff_inbox_path(self) -> Path:
+        return self.handoff.inbox or self.state_dir / "inbox"
 
 
 def _line_of_top_level_key(node: yaml.Node | None, key: str) -> int | None:

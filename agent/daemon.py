@@ -1,8 +1,8 @@
 """The running agent: builds the spool, the probes, the scheduler and the stream, and stops them
 in order.
 
-    start: spool -> probes -> scheduler -> stream
-    stop:  scheduler (runs in progress finish and spool) -> stream -> spool (checkpoint)
+    start: spool -> handoff (inbox drained, socket) -> probes -> scheduler -> stream
+    stop:  handoff -> scheduler (runs in progress finish and spool) -> stream -> spool
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import random
 import structlog
 
 from agent.config import AgentConfig
+from agent.handoff import HandoffListener
 from agent.scheduler import ScheduledProbe, Scheduler
 from agent.spool import Spool
 from agent.stream import ItemEncoder, StreamClient
@@ -43,6 +44,15 @@ class AgentDaemon:
         config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         spool = Spool(config.spool_path, config.spool.max_items, config.spool.max_bytes)
         items_waiting = asyncio.Event()
+        encoder = ItemEncoder(config.customer, config.host)
+        # Job runs from `daybreak-agent run` (the job wrapper), including those handed off
+        # while the agent was down.
+        handoff = HandoffListener(
+            config.handoff_socket_path, config.handoff_inbox_path, spool, encoder,
+            items_waiting, self._clock, group=config.handoff.group,
+            drain_interval_s=config.handoff.drain_interval_s,
+        )
+        await handoff.start()
         scheduled: list[ScheduledProbe] = []
         for probe_config in config.probes:
             state_dir = config.probe_state_dir(probe_config.name)
@@ -50,7 +60,7 @@ class AgentDaemon:
             probe = build_probe(probe_config, ProbeContext(clock=self._clock, state_dir=state_dir))
             scheduled.append(ScheduledProbe.from_config(probe, probe_config))
         scheduler = Scheduler(
-            scheduled, spool, ItemEncoder(config.customer, config.host), items_waiting,
+            scheduled, spool, encoder, items_waiting,
             self._clock, self._rng,
         )
         stream = StreamClient(
@@ -75,6 +85,7 @@ class AgentDaemon:
                 log.error("agent.stream_ended", error=repr(stream_task.exception()))
         finally:
             log.info("agent.stopping", grace_s=STOP_GRACE_S)
+            await handoff.stop()
             await scheduler.stop(grace_s=STOP_GRACE_S)
             for task in (stream_task, stop_task):
                 task.cancel()
