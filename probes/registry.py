@@ -12,10 +12,14 @@ from pydantic import Field
 from probes.base import Probe, ProbeContext
 from probes.disk import DiskConfig, DiskProbe
 from probes.joblog.probe import JoblogConfig, JoblogProbe
+from probes.service import ServiceConfig, ServiceProbe
+from probes.system import SystemConfig, SystemProbe
 
 # Discriminated by `type`, so a wrong key in a disk probe is reported against the disk model
 # only, and an unknown type names the types that exist.
-ProbeConfig = Annotated[DiskConfig | JoblogConfig, Field(discriminator="type")]
+ProbeConfig = Annotated[
+    DiskConfig | JoblogConfig | ServiceConfig | SystemConfig, Field(discriminator="type")
+]
 
 
 def build_probe(config: ProbeConfig, ctx: ProbeContext) -> Probe:
@@ -23,4 +27,8 @@ def build_probe(config: ProbeConfig, ctx: ProbeContext) -> Probe:
         return DiskProbe(config, ctx)
     if isinstance(config, JoblogConfig):
         return JoblogProbe(config, ctx)
+    if isinstance(config, ServiceConfig):
+        return ServiceProbe(config, ctx)
+    if isinstance(config, SystemConfig):
+        return SystemProbe(config, ctx)
     raise TypeError(f"no probe is built from {type(config).__name__}")
