@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import Field
 
 from probes.base import Probe, ProbeContext
+from probes.command import CommandConfig, CommandProbe
 from probes.disk import DiskConfig, DiskProbe
 from probes.joblog.probe import JoblogConfig, JoblogProbe
 from probes.service import ServiceConfig, ServiceProbe
@@ -18,7 +19,8 @@ from probes.system import SystemConfig, SystemProbe
 # Discriminated by `type`, so a wrong key in a disk probe is reported against the disk model
 # only, and an unknown type names the types that exist.
 ProbeConfig = Annotated[
-    DiskConfig | JoblogConfig | ServiceConfig | SystemConfig, Field(discriminator="type")
+    DiskConfig | JoblogConfig | CommandConfig | ServiceConfig | SystemConfig,
+    Field(discriminator="type"),
 ]
 
 
@@ -27,6 +29,8 @@ def build_probe(config: ProbeConfig, ctx: ProbeContext) -> Probe:
         return DiskProbe(config, ctx)
     if isinstance(config, JoblogConfig):
         return JoblogProbe(config, ctx)
+    if isinstance(config, CommandConfig):
+        return CommandProbe(config, ctx)
     if isinstance(config, ServiceConfig):
         return ServiceProbe(config, ctx)
     if isinstance(config, SystemConfig):
