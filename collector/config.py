@@ -21,18 +21,9 @@ from pydantic import (
     model_validator,
 )
 
-from probes.configfile import load_file
+from probes.configfile import load_file, relative_to_config
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-
-
-def _relative_to_config(path: Path, info: ValidationInfo) -> Path:
-    """Anchor a relative path at the configuration file's folder (cwd when built in code)."""
-    if path.is_absolute():
-        return path
-    config_path = (info.context or {}).get("config_path")
-    base = Path(config_path).resolve().parent if config_path else Path.cwd()
-    return base / path
 
 
 def _parse_listen(value: str) -> str:
@@ -85,7 +76,7 @@ class AgentEntry(_Model):
     @field_validator("token_file")
     @classmethod
     def _anchor(cls, value: Path, info: ValidationInfo) -> Path:
-        return _relative_to_config(value, info)
+        return relative_to_config(value, info)
 
 
 class ApiTokenEntry(_Model):
@@ -98,7 +89,7 @@ class ApiTokenEntry(_Model):
     @field_validator("token_file")
     @classmethod
     def _anchor(cls, value: Path, info: ValidationInfo) -> Path:
-        return _relative_to_config(value, info)
+        return relative_to_config(value, info)
 
 
 class LogConfig(_Model):
@@ -123,7 +114,7 @@ class CollectorConfig(_Model):
     @field_validator("state_dir", "customers_dir")
     @classmethod
     def _anchor(cls, value: Path, info: ValidationInfo) -> Path:
-        return _relative_to_config(value, info)
+        return relative_to_config(value, info)
 
     @model_validator(mode="after")
     def _names_are_unique(self) -> CollectorConfig:
