@@ -71,10 +71,19 @@ def check(path: Path) -> int:
 def _leave_out_python_tls() -> None:
     """Keep asyncio from loading Python's ssl module (about 2 MiB resident, 4 % of the agent's
     55 MiB budget) when it is imported next. The agent never uses it: gRPC brings its own TLS.
-    asyncio imports ssl optionally and runs without it. A probe that needs Python's TLS
-    later (an HTTPS check) can `sys.modules.pop("ssl")` and import it normally."""
+    asyncio imports ssl optionally and runs without it. Loading the configuration imports
+    asyncio (through structlog), so this runs before it; `_let_in_python_tls` undoes it when a
+    configured probe needs Python's TLS (an HTTPS or TLS check)."""
     if "ssl" not in sys.modules and "asyncio" not in sys.modules:
         sys.modules["ssl"] = None  # type: ignore[assignment]
+
+
+def _let_in_python_tls() -> None:
+    """Lift the block: the next `import ssl` (in the probe that needs it) loads it normally.
+    asyncio, already imported without ssl, keeps running without it, which the agent's own
+    traffic never needs."""
+    if "ssl" in sys.modules and sys.modules["ssl"] is None:
+        del sys.modules["ssl"]
 
 
 def serve(path: Path) -> int:
@@ -91,6 +100,8 @@ def serve(path: Path) -> int:
     config = _load(path)
     if config is None:
         return 1
+    if any(probe.needs_ssl for probe in config.probes):
+        _let_in_python_tls()
     configure_logging(config.log)
     structlog.contextvars.bind_contextvars(agent_id=config.agent_id, customer=config.customer)
     daemon = AgentDaemon(config, agent_version(), SystemClock(), random.SystemRandom())

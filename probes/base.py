@@ -60,6 +60,12 @@ class ProbeConfigBase(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0.0, le=3600.0)
 
     @property
+    def needs_ssl(self) -> bool:
+        """Whether the probe uses Python's ssl module (an HTTPS or TLS check). The agent leaves
+        ssl out of its memory unless a configured probe says yes here (agent/cli.py)."""
+        return False
+
+    @property
     def effective_jitter_s(self) -> float:
         return self.jitter_s if self.jitter_s is not None else min(self.interval_s * 0.1, 30.0)
 
