@@ -142,7 +142,10 @@ def hand_off(run: JobRun, socket_path: Path, inbox: Path, timeout_s: float = 5.0
 
     Raises HandoffError when the agent refused the run as invalid or neither way worked.
     """
-    line = JobRunMessage.from_job_run(run).to_line()
+    try:
+        line = JobRunMessage.from_job_run(run).to_line()
+    except ValidationError as exc:
+        raise HandoffError(f"invalid job run: {_first_error(exc)}") from exc
     try:
         seq = send_over_socket(line, socket_path, timeout_s)
     except _Refused as exc:
