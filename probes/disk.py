@@ -206,6 +206,29 @@ def real_mounts(
     ]
 
 
+def one_mount_per_filesystem(mounts: Sequence[Mount]) -> list[Mount]:
+    """Drop the bind mounts of a filesystem already listed (a container's /etc/hosts, a chroot's
+    /proc), keeping its shortest mount point, as GNU df does: one filesystem, one check. A mount
+    point that cannot be stat'ed is kept, so its check reports why."""
+    devices: list[int | None] = []
+    shortest: dict[int, Mount] = {}
+    for mount in mounts:
+        try:
+            device = os.stat(mount.mountpoint).st_dev
+        except OSError:
+            devices.append(None)
+            continue
+        devices.append(device)
+        best = shortest.get(device)
+        if best is None or len(mount.mountpoint) < len(best.mountpoint):
+            shortest[device] = mount
+    return [
+        mount
+        for mount, device in zip(mounts, devices, strict=True)
+        if device is None or shortest[device] is mount
+    ]
+
+
 def _status_for(percent: float | None, warn: float, crit: float) -> Status:
     if percent is None:
         return Status.OK
@@ -490,7 +513,7 @@ class DiskProbe:
                     self._config.ignore_fs_types,
                     ignore_read_only=self._config.ignore_read_only,
                 )
-                paths.extend(m.mountpoint for m in mounts)
+                paths.extend(m.mountpoint for m in one_mount_per_filesystem(mounts))
             else:
                 paths.append(configured)
         # A path named twice (or named and discovered) is one check, not two.
