@@ -3,6 +3,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shlex
+import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,9 +16,13 @@ from probes.base import ProbeContext
 from probes.clock import ManualClock
 from probes.configfile import ConfigError, load_text
 from probes.disk import (
+    DF_INODES_COMMAND,
+    DF_SPACE_COMMAND,
     MAX_SAMPLES_PER_PATH,
+    MOUNTS_COMMAND,
     DiskConfig,
     DiskProbe,
+    DiskSshForm,
     DiskUsage,
     UsageSample,
     format_bytes,
@@ -23,7 +30,9 @@ from probes.disk import (
     real_mounts,
     usage_result,
 )
+from probes.parsers.df import parse_df
 from probes.result import Result, Status
+from probes.sshform import CommandOutput
 
 GIB = 1024**3
 NOW = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
@@ -503,3 +512,292 @@ def test_a_clock_stepped_back_drops_the_samples_from_the_future(tmp_path: Path) 
         NOW.timestamp(),
         (NOW + timedelta(minutes=30)).timestamp(),
     ]
+
+
+# The SSH form: df's tables and the mount table, parsed into the local run's results.
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "disk"
+MATERIAL = Path(__file__).resolve().parents[2] / ".." / "shared" / "material" / "cmd_output"
+
+
+def material(name: str) -> Path:
+    path = MATERIAL / name
+    if not path.exists():
+        pytest.skip(f"../shared/material is not here: {path} is absent")
+    return path
+
+
+def debian_outputs(**replace: CommandOutput) -> dict[str, CommandOutput]:
+    outputs = {
+        DF_SPACE_COMMAND: CommandOutput(
+            DF_SPACE_COMMAND, 0, (FIXTURES / "debian12_df-P-k-T.out").read_text()
+        ),
+        DF_INODES_COMMAND: CommandOutput(
+            DF_INODES_COMMAND, 0, (FIXTURES / "debian12_df-P-i-T.out").read_text()
+        ),
+        MOUNTS_COMMAND: CommandOutput(
+            MOUNTS_COMMAND, 0, (FIXTURES / "debian12_proc-self-mounts.txt").read_text()
+        ),
+    }
+    outputs.update({output.command: output for output in replace.values()})
+    return outputs
+
+
+def ssh_results(config: DiskConfig, outputs: dict[str, CommandOutput]) -> list[Result]:
+    items = DiskSshForm(config).parse(outputs, NOW)
+    assert all(isinstance(i, Result) for i in items)
+    return [i for i in items if isinstance(i, Result)]
+
+
+def test_the_ssh_commands_are_gnu_df_in_the_c_locale_as_plain_argv() -> None:
+    commands = DiskSshForm(disk_config()).commands()
+    assert list(commands) == [
+        "env LC_ALL=C df -P -k -T",
+        "env LC_ALL=C df -P -i -T",
+        "cat /proc/self/mounts",
+    ]
+    for command in commands:
+        argv = shlex.split(command)
+        assert " ".join(argv) == command  # nothing a shell would have to interpret
+        assert shutil.which(argv[0]) is not None
+
+
+def test_the_ssh_form_discovers_the_mounts_the_local_run_would() -> None:
+    results = ssh_results(disk_config(paths=["*"]), debian_outputs())
+    assert [(r.check, r.status) for r in results] == [
+        # 40 % of its space but 90 % of its inodes.
+        ("disk:/", Status.CRIT),
+        ("disk:/boot", Status.OK),
+        ("disk:/var/lib/postgresql/archive", Status.WARN),
+        ("disk:/srv/backup", Status.OK),
+        ("disk:/mnt/old disk", Status.OK),
+    ]
+    by_check = {r.check: r for r in results}
+    assert by_check["disk:/"].summary == (
+        "/ 39.7% used (22.1 of 58.8 GiB), 33.6 GiB free; inodes 90.0% used"
+    )
+    assert by_check["disk:/"].metrics["inodes_used_percent"] == 90.03
+    assert by_check["disk:/var/lib/postgresql/archive"].metrics["used_percent"] == 84.22
+    # btrfs counts no inodes: no inode metric, as in the local run.
+    assert "inodes_used_percent" not in by_check["disk:/srv/backup"].metrics
+
+
+def test_the_ssh_form_gives_the_same_result_as_usage_result_on_the_same_figures() -> None:
+    [result] = ssh_results(disk_config(paths=["/boot"]), debian_outputs())
+    expected = usage_result(
+        disk_config(paths=["/boot"]),
+        "/boot",
+        DiskUsage(
+            total_bytes=474730 * 1024,
+            used_bytes=98541 * 1024,
+            free_bytes=351159 * 1024,
+            inodes_total=124928,
+            inodes_used=350,
+        ),
+        NOW,
+    )
+    assert result == expected
+
+
+def test_read_only_mounts_over_ssh_are_ignored_unless_asked_for() -> None:
+    checks = [
+        r.check
+        for r in ssh_results(disk_config(paths=["*"], ignore_read_only=False), debian_outputs())
+    ]
+    assert "disk:/media/cdrom" in checks
+    # The snap is squashfs: ignored by type whatever its flags.
+    assert "disk:/snap/core22/1122" not in checks
+
+
+def test_both_forms_discover_the_same_checks_from_the_same_mount_table() -> None:
+    config = disk_config(paths=["*"])
+    local = real_mounts(
+        parse_mounts((FIXTURES / "debian12_proc-self-mounts.txt").read_text()),
+        config.ignore_fs_types,
+        ignore_read_only=config.ignore_read_only,
+    )
+    over_ssh = ssh_results(config, debian_outputs())
+    assert [f"disk:{m.mountpoint}" for m in local] == [r.check for r in over_ssh]
+
+
+def test_a_named_path_over_ssh_is_measured_on_the_filesystem_that_holds_it() -> None:
+    results = ssh_results(
+        disk_config(paths=["/var/lib/postgresql/archive/wal", "/home/alice", "/"]),
+        debian_outputs(),
+    )
+    assert [r.check for r in results] == [
+        "disk:/var/lib/postgresql/archive/wal",
+        "disk:/home/alice",
+        "disk:/",
+    ]
+    assert results[0].metrics["used_percent"] == 84.22
+    assert results[1].metrics == results[2].metrics
+
+
+def test_without_a_type_column_the_mount_table_tells_the_types() -> None:
+    untyped = "\n".join(
+        " ".join(line.split()[:1] + line.split()[2:])
+        for line in (FIXTURES / "debian12_df-P-k-T.out").read_text().splitlines()
+    ).replace("Filesystem 1024-blocks", "Filesystem 1024-blocks", 1)
+    outputs = debian_outputs(space=CommandOutput(DF_SPACE_COMMAND, 0, untyped))
+    checks = [r.check for r in ssh_results(disk_config(paths=["*"]), outputs)]
+    assert checks == [
+        "disk:/",
+        "disk:/boot",
+        "disk:/var/lib/postgresql/archive",
+        "disk:/srv/backup",
+        "disk:/mnt/old disk",
+    ]
+
+
+def test_df_that_fails_makes_every_configured_check_unknown_with_its_message() -> None:
+    outputs = debian_outputs(
+        space=CommandOutput(DF_SPACE_COMMAND, 127, "", "env: 'df': No such file or directory\n")
+    )
+    results = ssh_results(disk_config(paths=["*", "/data"]), outputs)
+    assert [(r.check, r.status) for r in results] == [
+        ("disk:*", Status.UNKNOWN),
+        ("disk:/data", Status.UNKNOWN),
+    ]
+    assert results[0].summary == (
+        "cannot list filesystems: 'env LC_ALL=C df -P -k -T' exited 127: "
+        "env: 'df': No such file or directory"
+    )
+
+
+def test_missing_inode_figures_leave_the_space_check_without_inode_metrics() -> None:
+    outputs = debian_outputs(
+        inodes=CommandOutput(DF_INODES_COMMAND, 1, "", "df: invalid option -- 'i'\n")
+    )
+    [root] = ssh_results(disk_config(paths=["/"]), outputs)
+    assert root.status is Status.OK
+    assert "inodes_used_percent" not in root.metrics
+
+
+def test_a_failing_mount_table_only_loses_the_read_only_filter() -> None:
+    outputs = debian_outputs(mounts=CommandOutput(MOUNTS_COMMAND, 1, "", "cat: no such file\n"))
+    checks = [r.check for r in ssh_results(disk_config(paths=["*"]), outputs)]
+    assert "disk:/media/cdrom" in checks  # iso9660 and read-only: only the mount table says so
+    assert "disk:/snap/core22/1122" not in checks  # squashfs: df's type column says so
+
+
+def test_a_cut_row_over_ssh_is_unknown_rather_than_a_wrong_answer() -> None:
+    space = (
+        "Filesystem     Type 1024-blocks    Used Available Capacity Mounted on\n"
+        "/dev/sda2      ext4    20508240 5748028  13695408      30% /\n"
+        "/dev/sdb1      xfs     52402180\n"
+    )
+    outputs = {DF_SPACE_COMMAND: CommandOutput(DF_SPACE_COMMAND, 0, space)}
+    results = ssh_results(disk_config(paths=["*", "/data", "/"]), outputs)
+    assert [(r.check, r.status) for r in results] == [
+        ("disk:*", Status.UNKNOWN),
+        ("disk:/", Status.OK),  # discovered, and named again: one check
+        ("disk:/data", Status.UNKNOWN),  # it may live on the cut row's filesystem
+    ]
+    assert "could not be read" in results[0].summary
+    assert "'/dev/sdb1 xfs 52402180' (row cut short" in results[0].summary
+
+
+def test_an_automount_without_figures_is_unknown_when_named() -> None:
+    space = (
+        "Filesystem     Type   1024-blocks Used Available Capacity Mounted on\n"
+        "/dev/sda2      ext4      20508240 5748028 13695408    30% /\n"
+        "systemd-1      autofs           -    -         -      - /proc/sys/fs/binfmt_misc\n"
+    )
+    outputs = debian_outputs(space=CommandOutput(DF_SPACE_COMMAND, 0, space))
+    [result] = ssh_results(disk_config(paths=["/proc/sys/fs/binfmt_misc"]), outputs)
+    assert result.status is Status.UNKNOWN
+    assert result.summary == "df shows no figures for /proc/sys/fs/binfmt_misc"
+
+
+def test_growth_over_ssh_comes_from_the_samples_the_poller_passes() -> None:
+    history = {"/boot": growing(start_gib=0.0, gib_per_hour=0.001, hours=6)}
+    [result] = DiskSshForm(disk_config(paths=["/boot"])).parse(debian_outputs(), NOW, history)
+    assert isinstance(result, Result)
+    assert "growth_bytes_per_hour" in result.metrics
+
+
+def test_real_gnu_df_here_gives_the_figures_the_local_run_measures(tmp_path: Path) -> None:
+    # The commands as the poller would run them, on this machine; the local run beside them.
+    outputs = {}
+    for command in DiskSshForm(disk_config()).commands():
+        done = subprocess.run(shlex.split(command), capture_output=True, text=True, check=False)
+        outputs[command] = CommandOutput(command, done.returncode, done.stdout, done.stderr)
+    [over_ssh] = ssh_results(disk_config(paths=["/"]), outputs)
+    [local] = results_of(probe_for(tmp_path, paths=["/"]))
+    assert over_ssh.check == local.check == "disk:/"
+    # Used and free move as other processes write; the size of the filesystem does not.
+    assert over_ssh.metrics["total_bytes"] == local.metrics["total_bytes"]
+    assert ("inodes_used_percent" in over_ssh.metrics) == ("inodes_used_percent" in local.metrics)
+
+
+@pytest.mark.material
+def test_ubuntus_full_snap_loops_do_not_alarm_over_ssh() -> None:
+    # jc ran plain `df`: no type column. The host's mount table, as Ubuntu 18.04 writes it for
+    # snaps (squashfs, ro), comes with the SSH form's third command.
+    text = material("jc/ubuntu-18.04_df.out").read_text()
+    table = parse_df(text)
+    mounts = "".join(
+        f"{r.device} {r.mountpoint} squashfs ro,nodev,relatime 0 0\n"
+        if r.device.startswith("/dev/loop")
+        else f"{r.device} {r.mountpoint} {'ext4' if r.device.startswith('/dev/') else 'tmpfs'} "
+        "rw,relatime 0 0\n"
+        for r in table.rows
+    )
+    outputs = {
+        DF_SPACE_COMMAND: CommandOutput(DF_SPACE_COMMAND, 0, text),
+        MOUNTS_COMMAND: CommandOutput(MOUNTS_COMMAND, 0, mounts),
+    }
+    results = ssh_results(disk_config(paths=["*"]), outputs)
+    assert [(r.check, r.status) for r in results] == [("disk:/", Status.OK)]
+    # df rounds Use% up (30 %); used / (used + available) is 29.56 %.
+    assert results[0].metrics["used_percent"] == 29.56
+    # Even without the mount table's types, read-only alone keeps them quiet.
+    ro_only = mounts.replace("squashfs", "ext4")
+    outputs[MOUNTS_COMMAND] = CommandOutput(MOUNTS_COMMAND, 0, ro_only)
+    assert [r.check for r in ssh_results(disk_config(paths=["*"]), outputs)] == ["disk:/"]
+
+
+@pytest.mark.material
+def test_the_truncated_sysfs_row_over_ssh_is_reported_not_counted_as_an_empty_disk() -> None:
+    text = material("insights_core/df-al_DF_AL_BAD.out").read_text()
+    outputs = {DF_SPACE_COMMAND: CommandOutput(DF_SPACE_COMMAND, 0, text)}
+    results = ssh_results(disk_config(paths=["*", "/sys"]), outputs)
+    assert [(r.check, r.status) for r in results] == [
+        ("disk:*", Status.UNKNOWN),
+        ("disk:/", Status.OK),
+        ("disk:/sys", Status.UNKNOWN),
+    ]
+    assert all("free_bytes" not in r.metrics for r in results if r.check != "disk:/")
+
+
+@pytest.mark.material
+def test_the_df_output_with_complaints_before_its_header_gives_results() -> None:
+    text = material("insights_core/df-alP_DF_ALP.out").read_text()
+    # df exits 1 when it could not read an argument, and still prints its table.
+    outputs = {DF_SPACE_COMMAND: CommandOutput(DF_SPACE_COMMAND, 1, text)}
+    [root] = ssh_results(disk_config(paths=["/"]), outputs)
+    assert (root.check, root.status) == ("disk:/", Status.OK)
+    assert root.metrics["used_percent"] == 4.54
+
+
+@pytest.mark.material
+def test_the_inode_table_with_a_wrapped_device_feeds_the_inode_metric() -> None:
+    space = material("insights_core/df-al_DF_AL.out").read_text()
+    inodes = material("insights_core/df-li_DF_LI.out").read_text()
+    outputs = {
+        DF_SPACE_COMMAND: CommandOutput(DF_SPACE_COMMAND, 0, space),
+        DF_INODES_COMMAND: CommandOutput(DF_INODES_COMMAND, 0, inodes),
+    }
+    [root] = ssh_results(disk_config(paths=["/"]), outputs)
+    assert root.metrics["inodes_used_percent"] == pytest.approx(1.99, abs=0.01)
+
+
+@pytest.mark.material
+def test_two_megabyte_blocks_over_ssh_warn_at_84_percent() -> None:
+    text = material("insights_core/df-al_DF_AL_BS_2MB.out").read_text()
+    outputs = {DF_SPACE_COMMAND: CommandOutput(DF_SPACE_COMMAND, 0, text)}
+    [root] = ssh_results(disk_config(paths=["*"]), outputs)
+    assert root.check == "disk:/"
+    assert root.status is Status.WARN
+    assert root.metrics["total_bytes"] == 62031 * 2_000_000
