@@ -13,13 +13,14 @@ from probes.base import Probe, ProbeContext
 from probes.command import CommandConfig, CommandProbe
 from probes.disk import DiskConfig, DiskProbe
 from probes.joblog.probe import JoblogConfig, JoblogProbe
+from probes.load import LoadConfig, LoadProbe
 from probes.service import ServiceConfig, ServiceProbe
 from probes.system import SystemConfig, SystemProbe
 
 # Discriminated by `type`, so a wrong key in a disk probe is reported against the disk model
 # only, and an unknown type names the types that exist.
 ProbeConfig = Annotated[
-    DiskConfig | JoblogConfig | CommandConfig | ServiceConfig | SystemConfig,
+    DiskConfig | JoblogConfig | CommandConfig | ServiceConfig | SystemConfig | LoadConfig,
     Field(discriminator="type"),
 ]
 
@@ -35,4 +36,6 @@ def build_probe(config: ProbeConfig, ctx: ProbeContext) -> Probe:
         return ServiceProbe(config, ctx)
     if isinstance(config, SystemConfig):
         return SystemProbe(config, ctx)
+    if isinstance(config, LoadConfig):
+        return LoadProbe(config, ctx)
     raise TypeError(f"no probe is built from {type(config).__name__}")
