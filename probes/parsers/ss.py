@@ -47,15 +47,14 @@ def split_address(local: str) -> tuple[str, int, str] | None:
     port = _port_number(port_text)
     if port is None:
         return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif host == "::":
+        # `:::111`: older ss prints the IPv6 wildcard without brackets.
+        host = "::"
     interface = ""
     if "%" in host:
         host, interface = host.split("%", 1)
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif host.endswith(":"):
-        # `:::111`: older ss prints the IPv6 wildcard without brackets.
-        host = host[:-1] or ":"
-        host = "::" if host in {":", "::"} else host
     return host, port, interface
 
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -46,7 +46,7 @@ def material(name: str) -> str:
     return path.read_text()
 
 
-def config(*checks: dict[str, object]) -> ServiceConfig:
+def config(*checks: Mapping[str, object]) -> ServiceConfig:
     return ServiceConfig.model_validate({"type": "service", "name": "svc", "checks": list(checks)})
 
 
