@@ -3,14 +3,17 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pydantic import ValidationError
+import yaml
+from pydantic import TypeAdapter, ValidationError
 
 from probes.base import ProbeContext
 from probes.clock import ManualClock
@@ -31,6 +34,7 @@ from probes.disk import (
     usage_result,
 )
 from probes.parsers.df import parse_df
+from probes.registry import ProbeConfig
 from probes.result import Result, Status
 from probes.sshform import CommandOutput
 
@@ -801,3 +805,19 @@ def test_two_megabyte_blocks_over_ssh_warn_at_84_percent() -> None:
     assert root.check == "disk:/"
     assert root.status is Status.WARN
     assert root.metrics["total_bytes"] == 62031 * 2_000_000
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "probes" / "disk.md"
+
+
+def test_every_yaml_example_in_the_disk_doc_is_a_valid_probe_entry() -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
+    assert len(blocks) == 2
+    adapter: TypeAdapter[Any] = TypeAdapter(ProbeConfig)
+    entries = [entry for block in blocks for entry in yaml.safe_load(block)["probes"]]
+    configs = [adapter.validate_python(entry) for entry in entries]
+    assert all(isinstance(c, DiskConfig) for c in configs)
+    full = configs[0]
+    assert isinstance(full, DiskConfig)
+    assert full.paths == ["*", "/var/lib/postgresql"]
+    assert (full.full_within_warn_hours, full.full_within_crit_hours) == (48, 6)
