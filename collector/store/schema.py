@@ -7,6 +7,7 @@ datetimes (`DateTime(timezone=True)`); SQLite keeps them as ISO strings.
 What is kept for how long:
 - results: the history, pruned after `store.results_retention_days` (default 14).
 - check_state, job_runs, incidents, incident_events, audit_log: kept.
+- outbox, sink_tickets: kept; a delivered row is the record of what was sent where.
 """
 
 from __future__ import annotations
@@ -168,4 +169,39 @@ audit_log = sa.Table(
     sa.Column("target", sa.String(512), nullable=False, server_default=""),
     sa.Column("detail", sa.Text, nullable=False, server_default=""),
     sa.Index(None, "at"),
+)
+
+# Notifications to the customer's sinks, written in the same transaction as the incident change
+# they announce (collector/outbox.py) and delivered later, with retries (collector/sinks/).
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False),
+    sa.Column("customer", sa.String(128), nullable=False),
+    sa.Column("sink", sa.String(64), nullable=False),  # the sink's name in the customer file
+    sa.Column("event", sa.String(16), nullable=False),  # opened | updated | resolved | escalated
+    sa.Column("sequence", sa.Integer, nullable=False),  # per incident: 1, 2, 3 ...
+    sa.Column("idempotency_key", sa.String(64), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),  # JSON: the incident as it was then
+    sa.Column("state", sa.String(16), nullable=False),  # pending | delivered | dead
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTC_TIME, nullable=False),
+    sa.Column("next_attempt_at", UTC_TIME, nullable=False),
+    sa.Column("delivered_at", UTC_TIME),
+    sa.Column("last_error", sa.Text, nullable=False, server_default=""),
+    # One row per event per sink; also what "is an earlier one still pending?" reads.
+    sa.UniqueConstraint("incident_id", "sink", "sequence"),
+    # The delivery loop polls due rows earliest first.
+    sa.Index(None, "state", "next_attempt_at"),
+)
+
+# The id a ticketing system gave the ticket of an incident, per ticket sink.
+sink_tickets = sa.Table(
+    "sink_tickets",
+    metadata,
+    sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), primary_key=True),
+    sa.Column("sink", sa.String(64), primary_key=True),
+    sa.Column("remote_id", sa.String(255), nullable=False),
+    sa.Column("created_at", UTC_TIME, nullable=False),
 )
