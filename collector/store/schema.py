@@ -6,7 +6,7 @@ datetimes (`DateTime(timezone=True)`); SQLite keeps them as ISO strings.
 
 What is kept for how long:
 - results: the history, pruned after `store.results_retention_days` (default 14).
-- check_state, job_runs, incidents, incident_events, audit_log: kept.
+- check_state, job_runs, incidents, incident_events, audit_log, suppressed_events: kept.
 - outbox, sink_tickets: kept; a delivered row is the record of what was sent where.
 """
 
@@ -133,8 +133,22 @@ incidents = sa.Table(
     sa.Column("last_seen_at", UTC_TIME, nullable=False),
     sa.Column("resolved_at", UTC_TIME),
     sa.Column("resolution", sa.Text, nullable=False, server_default=""),
+    # The customer's contract (collector/incidents/service_hours.py): its level (P1..), and
+    # the due times counted in its service hours, in UTC.
+    sa.Column("priority", sa.String(32), nullable=False, server_default=""),
+    sa.Column("respond_by", UTC_TIME),
+    sa.Column("resolve_by", UTC_TIME),
+    sa.Column("acknowledged_at", UTC_TIME),
+    sa.Column("acknowledged_by", sa.String(128)),
+    # Escalation: when it last escalated, and how far down the customer's escalation list.
+    sa.Column("escalated_at", UTC_TIME),
+    sa.Column("escalation_level", sa.Integer, nullable=False, server_default="0"),
+    # `recovery: mark_recovered`: the problem went away, the incident waits for the desk.
+    sa.Column("recovered_at", UTC_TIME),
     sa.Index(None, "customer", "state"),
     sa.Index(None, "customer", "host", "opened_at"),
+    # The escalation timer polls unacknowledged incidents by respond-by, earliest first.
+    sa.Index(None, "state", "respond_by"),
     # Keeps incidents single even with several writers (DESIGN.md: several collectors).
     sa.Index(
         "uq_incidents_open_dedup_key",
@@ -156,6 +170,24 @@ incident_events = sa.Table(
     sa.Column("actor", sa.String(128), nullable=False, server_default="daybreak"),
     sa.Column("note", sa.Text, nullable=False, server_default=""),
     sa.Index(None, "incident_id", "at"),
+)
+
+# Problems that opened no incident because a maintenance window covered them: the record
+# that maintenance hid something, and what.
+suppressed_events = sa.Table(
+    "suppressed_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("customer", sa.String(128), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("expectation", sa.String(255), nullable=False),
+    sa.Column("subject", sa.String(512), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("title", sa.Text, nullable=False, server_default=""),
+    sa.Column("at", UTC_TIME, nullable=False),  # when the problem was observed
+    sa.Column("window_reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("window_end", UTC_TIME, nullable=False),
+    sa.Index(None, "customer", "at"),
 )
 
 # Who did what, when: refused agents, acknowledgements, resolutions, remote commands.
