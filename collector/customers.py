@@ -45,6 +45,7 @@ from pydantic import (
 
 from collector.expectations.base import Severity, check_glob
 from collector.expectations.catalog import Expectation
+from collector.sinks.config import SinkList
 from probes.configfile import ConfigError, ConfigProblem, parse_yaml, read_text, validate
 
 CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -329,6 +330,8 @@ class CustomerFile(BaseModel):
     # None: it always opens a new one.
     reopen_within: Duration | None = None
     expectations: tuple[Expectation, ...] = ()
+    # Where this customer's incidents are sent besides the store and API (docs/sinks.md).
+    sinks: SinkList = ()
 
     @field_validator("timezone")
     @classmethod
