@@ -31,15 +31,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import structlog
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from agent.scheduler import Encoder
-from agent.spool import Spool
 from probes.clock import Clock
 from probes.result import EXCERPT_MAX_BYTES, JobOutcome, JobRun, cap_text
+
+if TYPE_CHECKING:
+    # The wrapper imports this module too, and needs neither.
+    from agent.scheduler import Encoder
+    from agent.spool import Spool
 
 log = structlog.get_logger("agent.handoff")
 

@@ -64,28 +64,36 @@ class OutputTail:
     """
 
     def __init__(self, max_lines: int, max_line_bytes: int = MAX_TAIL_LINE_BYTES) -> None:
-        self._lines: deque[bytes] = deque(maxlen=max(1, max_lines))
+        self._max_lines = max(1, max_lines)
+        self._lines: deque[bytes] = deque(maxlen=self._max_lines)
         self._max_line_bytes = max_line_bytes
         self._partial: dict[int, bytearray] = {}
         self._cut: dict[int, bool] = {}
         self._lock = threading.Lock()
 
     def feed(self, stream: int, chunk: bytes) -> None:
+        # split() runs in C: a chunk of 64 KiB of short lines costs one call, not a loop per line.
+        *complete, rest = chunk.split(b"\n")
         with self._lock:
-            pending = self._partial.setdefault(stream, bytearray())
-            position = 0
-            while True:
-                newline = chunk.find(b"\n", position)
-                end = len(chunk) if newline == -1 else newline
-                room = self._max_line_bytes - len(pending)
-                if room > 0:
-                    pending += chunk[position : min(end, position + room)]
-                if end - position > room:
-                    self._cut[stream] = True
-                if newline == -1:
-                    return
+            self._partial.setdefault(stream, bytearray())
+            if len(complete) > self._max_lines:
+                # Only this chunk's newest lines can survive; the older ones and the line in
+                # progress would be pushed out by them anyway.
+                self._partial[stream].clear()
+                self._cut.pop(stream, None)
+                complete = complete[-self._max_lines :]
+            for piece in complete:
+                self._extend_line(stream, piece)
                 self._finish_line(stream)
-                position = newline + 1
+            self._extend_line(stream, rest)
+
+    def _extend_line(self, stream: int, piece: bytes) -> None:
+        pending = self._partial[stream]
+        room = self._max_line_bytes - len(pending)
+        if room > 0:
+            pending += piece[:room]
+        if len(piece) > room:
+            self._cut[stream] = True
 
     def _finish_line(self, stream: int) -> None:
         pending = self._partial[stream]
