@@ -56,11 +56,15 @@ def make_inbox(tmp_path: Path) -> None:
     (tmp_path / "state" / "inbox").mkdir(parents=True)
 
 
+def read_log(log: Path) -> str:
+    return log.read_text()
+
+
 async def wait_for(condition: Any, what: str, agent: asyncio.subprocess.Process, log: Path) -> None:
     deadline = time.monotonic() + 30
     while not condition():
-        assert time.monotonic() < deadline, f"never happened: {what}\n{log.read_text()}"
-        assert agent.returncode is None, log.read_text()
+        assert time.monotonic() < deadline, f"never happened: {what}\n{read_log(log)}"
+        assert agent.returncode is None, read_log(log)
         await asyncio.sleep(0.05)
 
 
