@@ -23,6 +23,7 @@ from collector.incidents.lifecycle import (
     IncidentLifecycle,
     dedup_key,
 )
+from collector.outbox import enqueue
 from probes.clock import Clock
 from probes.result import Item, Result
 
@@ -36,6 +37,7 @@ _RouteKey = tuple[str, str, bool, str]
 class IncidentEngine:
     def __init__(self, customers: CustomerSet, clock: Clock) -> None:
         self._customers = customers
+        self._clock = clock
         self._lifecycle = IncidentLifecycle(clock)
         self._routes: dict[_RouteKey, tuple[ExpectationBase, ...]] = {}
         self._open_keys: set[str] | None = None
@@ -104,6 +106,8 @@ class IncidentEngine:
             change = self._lifecycle.record_recovery(conn, customer.customer, host, verdict)
         if change is None or change.kind is ChangeKind.REPEATED:
             return
+        # Same transaction as the change: a committed incident always has its notifications.
+        enqueue(conn, change, customer, self._clock.now())
         log = self._log.bind(incident_id=change.incident_id, dedup_key=change.dedup_key,
                              customer=customer.customer, host=host, agent_id=agent_id)
         if change.kind is ChangeKind.OPENED:
