@@ -108,13 +108,23 @@ class ApiClient:
 
     def get(self, path: str, params: Mapping[str, str | int | None] | None = None) -> Any:
         """GET an /api/v1 path and return its JSON, or raise CliError."""
+        return self._send("GET", path, params=params)
+
+    def post(self, path: str, body: Mapping[str, Any]) -> Any:
+        """POST JSON to an /api/v1 path and return the answer's JSON, or raise CliError."""
+        return self._send("POST", path, body=body)
+
+    def _send(self, method: str, path: str, *,
+              params: Mapping[str, str | int | None] | None = None,
+              body: Mapping[str, Any] | None = None) -> Any:
         headers = {"Accept": "application/json"}
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token.value}"
         query = {k: v for k, v in (params or {}).items() if v is not None}
         url = f"{self.base_url}/api/v1{path}"
         try:
-            response = httpx.get(url, params=query, headers=headers, timeout=self._timeout_s)
+            response = httpx.request(method, url, params=query, json=body, headers=headers,
+                                     timeout=self._timeout_s)
         except httpx.TimeoutException as exc:
             raise CliError(f"the collector at {self.base_url} did not answer within "
                            f"{self._timeout_s:g} s", EXIT_UNREACHABLE) from exc
