@@ -1,4 +1,5 @@
-"""`daybreak incidents list|show`: the incident queue and one incident, read as a ticket."""
+"""`daybreak incidents list|show|ack|resolve`: the incident queue, one incident read as a ticket,
+and working it (acknowledge, resolve, with a note that goes into its history and the audit log)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from collector.cli.output import (
 def register(subparsers: Any) -> None:
     incidents = subparsers.add_parser("incidents", help="list incidents or show one")
     commands = incidents.add_subparsers(dest="incidents_command", required=True,
-                                        metavar="{list,show}")
+                                        metavar="{list,show,ack,resolve}")
 
     listing = commands.add_parser("list", help="incidents, newest first (default: open ones)")
     listing.add_argument("--customer", help="only this customer")
@@ -37,6 +38,16 @@ def register(subparsers: Any) -> None:
     show.add_argument("--json", action="store_true", help="print the API's JSON")
     add_client_arguments(show)
     show.set_defaults(func=run_show)
+
+    for name, help_text in (("ack", "acknowledge an open incident: someone is on it"),
+                            ("resolve", "resolve an open or acknowledged incident")):
+        action = commands.add_parser(name, help=help_text)
+        action.add_argument("incident_id", metavar="ID", type=int)
+        action.add_argument("--note", default="", help="why, or what was done (kept in the "
+                            "incident's history and the audit log)")
+        action.add_argument("--json", action="store_true", help="print the API's JSON")
+        add_client_arguments(action)
+        action.set_defaults(func=run_action, action=name)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -66,6 +77,17 @@ def run_show(args: argparse.Namespace) -> int:
         print_json(incident)
     else:
         write(ticket_text(incident))
+    return EXIT_OK
+
+
+def run_action(args: argparse.Namespace) -> int:
+    incident = client_from_args(args).post(f"/incidents/{args.incident_id}/{args.action}",
+                                           {"note": args.note})
+    if args.json:
+        print_json(incident)
+    else:
+        done = "acknowledged" if args.action == "ack" else "resolved"
+        write(f"#{incident['id']} {done}: {incident['title']}")
     return EXIT_OK
 
 
