@@ -6,7 +6,8 @@ store is written by one writer thread. Shutdown, on SIGTERM or SIGINT:
 1. refuse new streams and end live ones at their next read; a batch being committed is still
    committed and acked (the health service says NOT_SERVING first);
 2. stop the HTTP API, letting requests in progress finish;
-3. stop retention;
+3. stop retention, and outbox delivery after its sends in flight (within a grace; a send cut
+   short is sent again after the restart: the outbox keeps it pending);
 4. finish queued writes and close the store.
 """
 
@@ -16,7 +17,7 @@ import asyncio
 import contextlib
 import signal
 import socket
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -32,6 +33,8 @@ from collector.grpc_service import AgentStreamService, build_grpc_server, mark_s
 from collector.incidents.engine import IncidentEngine
 from collector.ingest import Ingest
 from collector.retention import ResultsRetention
+from collector.sinks.build import SinkFactory
+from collector.sinks.delivery import OutboxDelivery
 from collector.store.agents import AgentCredential, mark_all_disconnected, register_credentials
 from collector.store.engine import open_store
 from collector.store.writer import StoreWriter
@@ -41,6 +44,7 @@ from probes.configfile import ConfigError
 # How long live streams get to finish their batch in flight before they are cut.
 GRPC_SHUTDOWN_GRACE_S = 10.0
 HTTP_SHUTDOWN_GRACE_S = 10.0
+OUTBOX_SHUTDOWN_GRACE_S = 10.0
 
 
 class _UvicornWithoutSignals(uvicorn.Server):
@@ -72,6 +76,7 @@ class CollectorApp:
         self.grpc_port: int | None = None
         self.http_port: int | None = None
         self._started = asyncio.Event()
+        self._reload_customers: Callable[[], str] | None = None
 
     async def wait_started(self) -> None:
         await self._started.wait()
@@ -85,8 +90,15 @@ class CollectorApp:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        # SIGHUP rereads the customer files (systemd's ExecReload); a bad set is refused and the
+        # old one kept, which reload_customers logs.
+        loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal, loop)
         await self.serve(stop)
         return 0
+
+    def _reload_on_signal(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._reload_customers is not None:
+            loop.run_in_executor(None, self._reload_customers)
 
     def _prepare(self) -> _Prepared:
         """The blocking part of starting: token files, customer files, store and migrations."""
@@ -129,6 +141,7 @@ class CollectorApp:
             self._log.info("customers.reloaded", customers=len(customers))
             return f"reloaded {len(customers)} customer file(s) from {config.customers_dir}"
 
+        self._reload_customers = reload_customers
         ingest = Ingest(writer, self._clock, incident_engine)
         service = AgentStreamService(
             authenticator=AgentAuthenticator(prepared.agent_credentials),
@@ -161,10 +174,15 @@ class CollectorApp:
             prune_interval_s=config.store.prune_interval_s,
         )
 
+        sink_factory = SinkFactory(writer, self._clock)
+        delivery = OutboxDelivery(writer, self._clock, lambda: incident_engine.customers,
+                                  sink_factory.build)
+
         await grpc_server.start()
         await mark_serving(health, True)
         http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]))
         retention_task = asyncio.create_task(retention.run())
+        delivery_task = asyncio.create_task(delivery.run())
         self._log.info(
             "collector.listening",
             grpc=f"{grpc_host}:{self.grpc_port}",
@@ -189,6 +207,10 @@ class CollectorApp:
             retention_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await retention_task
+            delivery.stop()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(delivery_task, OUTBOX_SHUTDOWN_GRACE_S)
+            await sink_factory.aclose()
             await asyncio.to_thread(writer.close)
             engine.dispose()
             http_socket.close()
