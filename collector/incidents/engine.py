@@ -97,13 +97,15 @@ class IncidentEngine:
         change: IncidentChange | None
         if verdict.is_problem:
             change = self._lifecycle.record_problem(conn, customer, host, verdict)
-            open_keys.add(change.dedup_key)
+            if change.kind is not ChangeKind.SUPPRESSED:
+                open_keys.add(change.dedup_key)
         else:
             key = dedup_key(customer.customer, host, verdict.expectation, verdict.subject)
             if key not in open_keys:
                 return  # the common case: OK, and nothing was wrong
+            # Also when marked recovered (still open): further OK results have nothing to add.
             open_keys.discard(key)
-            change = self._lifecycle.record_recovery(conn, customer.customer, host, verdict)
+            change = self._lifecycle.record_recovery(conn, customer, host, verdict)
         if change is None or change.kind is ChangeKind.REPEATED:
             return
         # Same transaction as the change: a committed incident always has its notifications.
@@ -112,7 +114,13 @@ class IncidentEngine:
                              customer=customer.customer, host=host, agent_id=agent_id)
         if change.kind is ChangeKind.OPENED:
             log.info("incident.opened", severity=verdict.severity.value, title=verdict.title)
+        elif change.kind is ChangeKind.REOPENED:
+            log.info("incident.reopened", severity=verdict.severity.value, title=verdict.title)
+        elif change.kind is ChangeKind.SUPPRESSED:
+            log.info("incident.suppressed", severity=verdict.severity.value, title=verdict.title)
         elif change.kind is ChangeKind.UPGRADED:
             log.info("incident.upgraded", severity=verdict.severity.value)
+        elif change.kind is ChangeKind.RECOVERED:
+            log.info("incident.recovered", note=verdict.note)
         else:
             log.info("incident.resolved", note=verdict.note)
