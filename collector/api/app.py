@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from collector.api.deps import ApiContext, ApiToken
-from collector.api.routes import actions, agents, audit, health, incidents, reload, report
+from collector.api.routes import actions, agents, audit, health, incidents, outbox, reload, report
 from collector.customers import CustomerSet
 from probes.clock import Clock
 
@@ -42,6 +42,6 @@ def create_app(
         reload_customers=reload_customers,
         customers=customers,
     )
-    for module in (health, incidents, actions, agents, audit, report, reload):
+    for module in (health, incidents, actions, agents, audit, report, reload, outbox):
         app.include_router(module.router)
     return app
