@@ -97,8 +97,15 @@ class CollectorApp:
         return 0
 
     def _reload_on_signal(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._reload_customers is not None:
-            loop.run_in_executor(None, self._reload_customers)
+        reload_customers = self._reload_customers
+        if reload_customers is None:
+            return
+
+        def reload_and_log() -> None:
+            with contextlib.suppress(ConfigError):  # logged as customers.reload_failed
+                reload_customers()
+
+        loop.run_in_executor(None, reload_and_log)
 
     def _prepare(self) -> _Prepared:
         """The blocking part of starting: token files, customer files, store and migrations."""
@@ -135,8 +142,9 @@ class CollectorApp:
             try:
                 customers = load_customers(config.customers_dir)
             except ConfigError as exc:
+                # The old set stays in force; the caller (API or SIGHUP) says so.
                 self._log.warning("customers.reload_failed", problems=str(exc))
-                return f"not reloaded, the customer files have problems:\n{exc}"
+                raise
             writer.submit(lambda _conn: incident_engine.replace_customers(customers)).result()
             self._log.info("customers.reloaded", customers=len(customers))
             return f"reloaded {len(customers)} customer file(s) from {config.customers_dir}"

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from collector.cli import agents, check, incidents, report
+from collector.cli import agents, check, incidents, reload, report
 from collector.cli.client import CliError
 from collector.cli.output import complain
 
@@ -28,7 +28,7 @@ def _command_modules() -> list[ModuleType]:
         except ModuleNotFoundError as exc:
             if exc.name != name:  # the module exists but something it imports is missing
                 raise
-    return [*modules, incidents, agents, report, check]
+    return [*modules, incidents, agents, report, reload, check]
 
 
 def build_parser() -> argparse.ArgumentParser:

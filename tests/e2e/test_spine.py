@@ -292,3 +292,36 @@ def test_a_collector_stopped_with_sigterm_closes_agents_streams_cleanly(
     assert collector.stop(signal.SIGTERM) == 0
     assert "collector.stopped" in collector.output()
     assert agent.running
+
+
+def test_customer_files_reload_on_sighup_and_daybreak_reload_keeping_the_old_set_when_invalid(
+    dep: Deployment, tmp_path: Path
+) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "jobs.log"
+    log.write_text("")
+    dep.customer("acme", {"timezone": "UTC"})  # no expectations yet: nothing opens
+    dep.enrol("acme-web5", "acme")
+    collector = dep.start_collector()
+    dep.start_agent(dep.agent_config("acme-web5", "acme", [joblog_probe(logs)]))
+    with log.open("a") as out:
+        out.write("START nightly-export run=1\nEND nightly-export run=1 exit=2\n")
+    wait_for(lambda: store_rows(dep, "SELECT 1 FROM job_runs WHERE run_id = '1'"), 20, "run 1")
+    assert open_incidents(dep, "nightly-export") == []
+
+    # A broken file is refused and the old set stays.
+    (dep.root / "customers" / "acme.yaml").write_text("customer: acme\nname: [\n")
+    refused = dep.cli("reload", check=False)
+    assert refused.returncode != 0
+    assert "acme.yaml:" in refused.stderr
+
+    # SIGHUP with a good file: the next failure opens an incident.
+    dep.customer("acme", ACME_EXPECTATIONS)
+    assert collector.popen is not None
+    collector.popen.send_signal(signal.SIGHUP)
+    wait_for(lambda: "customers.reloaded" in collector.output(), 20, "the SIGHUP reload")
+    with log.open("a") as out:
+        out.write("START nightly-export run=2\nEND nightly-export run=2 exit=2\n")
+    wait_for(lambda: open_incidents(dep, "nightly-export"), 20, "the incident after reload")
+    assert "reloaded 2 customer file(s)" in dep.cli("reload").stdout
