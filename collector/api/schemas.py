@@ -48,6 +48,29 @@ class Incident(_Shape):
     last_seen_at: UtcDateTime
     resolved_at: UtcDateTime | None
     resolution: str
+    # The customer's contract (issue 5). Due times are counted in the customer's service hours.
+    priority: str = Field("", description="the customer's level for this incident, e.g. P2")
+    respond_by: UtcDateTime | None = Field(None, description="acknowledge by then, or it escalates")
+    resolve_by: UtcDateTime | None = None
+    acknowledged_at: UtcDateTime | None = None
+    acknowledged_by: str | None = None
+    escalated_at: UtcDateTime | None = None
+    escalation_level: int = Field(0, description="0, or how far down the escalation list")
+    recovered_at: UtcDateTime | None = Field(
+        None, description="recovery: mark_recovered: the problem went away; the desk resolves")
+
+
+class RelatedIncident(_Shape):
+    """Another incident of the same customer on the same host or about the same subject."""
+
+    id: int
+    state: Literal["open", "acknowledged", "resolved"]
+    severity: Literal["warning", "critical"]
+    title: str
+    host: str
+    subject: str
+    opened_at: UtcDateTime
+    resolved_at: UtcDateTime | None
 
 
 class IncidentEvent(_Shape):
@@ -60,6 +83,10 @@ class IncidentEvent(_Shape):
 class IncidentDetail(Incident):
     evidence: str = Field(description="the log excerpt or probe detail, capped at 16 KiB")
     events: list[IncidentEvent]
+    related: list[RelatedIncident] = Field(
+        default_factory=list,
+        description="same host or subject, opened in the 30 days before (or since), newest "
+                    "first, at most 20")
 
 
 class IncidentList(_Shape):

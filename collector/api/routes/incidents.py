@@ -8,7 +8,15 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, status
 
 from collector.api.deps import ApiContext, Caller, Context
-from collector.api.schemas import Incident, IncidentDetail, IncidentEvent, IncidentList, Problem
+from collector.api.schemas import (
+    Incident,
+    IncidentDetail,
+    IncidentEvent,
+    IncidentList,
+    Problem,
+    RelatedIncident,
+)
+from collector.incidents.related import related_incidents
 from collector.store.schema import incident_events, incidents
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"],
@@ -65,7 +73,9 @@ def get_incident(context: Context, caller: Caller, incident_id: int) -> Incident
             .where(incident_events.c.incident_id == incident_id)
             .order_by(incident_events.c.at, incident_events.c.id)
         ).all()
+        related = related_incidents(conn, row)
     return IncidentDetail.model_validate({
         **_with_timezone(context, row),
         "events": [IncidentEvent.model_validate(event) for event in events],
+        "related": [RelatedIncident.model_validate(dict(other)) for other in related],
     })
