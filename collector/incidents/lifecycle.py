@@ -58,6 +58,9 @@ class ChangeKind(enum.Enum):
     REOPENED = "reopened"  # a resolved incident came back within reopen_within
     RECOVERED = "recovered"  # recovery: mark_recovered; still open, for the desk to resolve
     SUPPRESSED = "suppressed"  # a maintenance window covered it: nothing was opened
+    # The key stopped flapping (collector/incidents/flapping.py): its current state is sent once
+    # more, so a ticket whose flips were not notified does not stay open forever.
+    FLAPPING_ENDED = "flapping_ended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,9 @@ class IncidentChange:
     incident_id: int
     kind: ChangeKind
     dedup_key: str
+    # False while the key flaps (collector/incidents/flapping.py): the state still changed, but
+    # sinks are not told of every flip. The end of flapping is always notified.
+    notify: bool = True
 
 
 class _OpenIncident(NamedTuple):
