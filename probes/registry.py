@@ -16,11 +16,13 @@ from probes.joblog.probe import JoblogConfig, JoblogProbe
 from probes.load import LoadConfig, LoadProbe
 from probes.service import ServiceConfig, ServiceProbe
 from probes.system import SystemConfig, SystemProbe
+from probes.systemd import SystemdConfig, SystemdProbe
 
 # Discriminated by `type`, so a wrong key in a disk probe is reported against the disk model
 # only, and an unknown type names the types that exist.
 ProbeConfig = Annotated[
-    DiskConfig | JoblogConfig | CommandConfig | ServiceConfig | SystemConfig | LoadConfig,
+    DiskConfig | JoblogConfig | CommandConfig | ServiceConfig | SystemConfig | LoadConfig
+    | SystemdConfig,
     Field(discriminator="type"),
 ]
 
@@ -38,4 +40,6 @@ def build_probe(config: ProbeConfig, ctx: ProbeContext) -> Probe:
         return SystemProbe(config, ctx)
     if isinstance(config, LoadConfig):
         return LoadProbe(config, ctx)
+    if isinstance(config, SystemdConfig):
+        return SystemdProbe(config, ctx)
     raise TypeError(f"no probe is built from {type(config).__name__}")
