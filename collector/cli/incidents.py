@@ -4,13 +4,16 @@ and working it (acknowledge, resolve, with a note that goes into its history and
 from __future__ import annotations
 
 import argparse
+from datetime import UTC
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from collector.cli.client import EXIT_OK, add_client_arguments, client_from_args
 from collector.cli.output import (
     complain,
     fields,
     indented,
+    parse_time,
     print_json,
     table,
     time_text,
@@ -98,13 +101,28 @@ def ticket_text(incident: dict[str, Any]) -> str:
     state = incident["state"]
     if state == "resolved":
         state = f"resolved {time_text(incident.get('resolved_at'), zone)}"
+    elif incident.get("recovered_at"):
+        state = f"{state}, recovered {time_text(incident['recovered_at'], zone)} (resolve it)"
+    acknowledged = ""
+    if incident.get("acknowledged_at"):
+        acknowledged = (f"{time_text(incident['acknowledged_at'], zone)}"
+                        f" by {incident.get('acknowledged_by') or '?'}")
+    escalated = ""
+    if incident.get("escalated_at"):
+        escalated = (f"level {incident.get('escalation_level', 0)}, "
+                     f"{time_text(incident['escalated_at'], zone)}")
     header = fields([
         ("customer", incident["customer"]),
         ("host", incident["host"]),
         ("severity", incident["severity"]),
+        ("priority", incident.get("priority", "")),
         ("state", state),
         ("resolution", incident.get("resolution", "")),
         ("assignment group", incident["assignment_group"]),
+        ("respond by", due_text(incident.get("respond_by"), zone)),
+        ("resolve by", due_text(incident.get("resolve_by"), zone)),
+        ("acknowledged", acknowledged),
+        ("escalated", escalated),
         ("expectation", f"{incident['expectation']} ({incident['subject']})"),
         ("opened", time_text(incident["opened_at"], zone)),
         ("last seen", time_text(incident["last_seen_at"], zone)),
@@ -126,4 +144,28 @@ def ticket_text(incident: dict[str, Any]) -> str:
             ["WHEN", "WHAT", "WHO", "NOTE"],
             [[utc_text(e["at"]), e["kind"], e["actor"], e["note"]] for e in events],
         ))]
+    related = incident.get("related") or []
+    if related:
+        parts += ["", "related (same host or subject, 30 days)", indented(table(
+            ["ID", "STATE", "OPENED", "HOST", "TITLE"],
+            [[f"#{r['id']}", r["state"], utc_text(r["opened_at"]), r["host"], r["title"]]
+             for r in related],
+        ))]
     return "\n".join(parts)
+
+
+def due_text(value: str | None, zone_name: str | None) -> str:
+    """A due time as the desk tells the customer, with UTC beside it:
+    `Mon 2025-03-10 08:00 Europe/Berlin (2025-03-10 07:00 UTC)`."""
+    moment = parse_time(value)
+    if moment is None:
+        return ""
+    in_utc = moment.astimezone(UTC)
+    try:
+        zone = ZoneInfo(zone_name) if zone_name and zone_name != "UTC" else None
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = None
+    if zone is None:
+        return in_utc.strftime("%a %Y-%m-%d %H:%M UTC")
+    local = moment.astimezone(zone)
+    return f"{local.strftime('%a %Y-%m-%d %H:%M')} {zone_name} ({in_utc:%Y-%m-%d %H:%M} UTC)"
