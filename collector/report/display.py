@@ -71,12 +71,16 @@ def run_detail(run: Run) -> str:
 
 
 def slot_detail(slot: Slot, zone: ZoneInfo, reference: datetime) -> str:
-    return f"scheduled {local_time(slot.scheduled_for, zone, reference)}"
+    """`scheduled 02:00, start by 02:15, complete by 06:30` on the customer's clock."""
+    return (f"scheduled {local_time(slot.scheduled_for, zone, reference)}, start by "
+            f"{local_time(slot.start_by, zone, reference)}, complete by "
+            f"{local_time(slot.complete_by, zone, reference)}")
 
 
-def missed_slots(job: Job) -> list[Slot]:
-    """The slots worth a line of their own: those the engine judged late or not started."""
-    return [slot for slot in job.slots if slot.state in ("late", "did_not_start")]
+def unfilled_slots(job: Job) -> list[Slot]:
+    """The slots no run of the report filled: not started, not yet due, or a run elsewhere."""
+    run_ids = {run.run_id for run in job.runs}
+    return [slot for slot in job.slots if not slot.run_id or slot.run_id not in run_ids]
 
 
 def summary_text(report: CustomerReport) -> str:
@@ -120,25 +124,28 @@ class JobLine:
 
 
 def job_lines(jobs: list[Job], zone: ZoneInfo, reference: datetime) -> list[JobLine]:
-    """Jobs in the report's order (problems first), each job's runs and missed slots in time
-    order; a job with neither (only slots still to come) gets one line."""
+    """Jobs in the report's order (problems first); each job's runs and the slots no run filled
+    in time order. A run that filled a late slot says so."""
     lines: list[JobLine] = []
     for job in jobs:
+        slot_of_run = {slot.run_id: slot for slot in job.slots if slot.run_id}
         entries: list[tuple[datetime, JobLine]] = []
         for run in job.runs:
+            detail = run_detail(run)
+            slot = slot_of_run.get(run.run_id)
+            status: str = run.outcome
+            if slot is not None and slot.state == "late":
+                status = "late"
+                detail = "; ".join(filter(None, [
+                    f"late for {slot_detail(slot, zone, reference)}", detail]))
             entries.append((run.started_at or reference, JobLine(
-                run.outcome, job.job, job.host, run.run_id,
+                status, job.job, job.host, run.run_id,
                 local_time(run.started_at, zone, reference),
                 local_time(run.finished_at, zone, reference),
-                duration_text(run.duration_s), run_detail(run))))
-        for slot in missed_slots(job):
+                duration_text(run.duration_s), detail)))
+        for slot in unfilled_slots(job):
             entries.append((slot.scheduled_for, JobLine(
                 slot.state, job.job, job.host, "-", "-", "-", "-",
                 slot_detail(slot, zone, reference))))
-        if not entries:
-            first = min((s.scheduled_for for s in job.slots), default=None)
-            detail = f"scheduled {local_time(first, zone, reference)}" if first else ""
-            entries.append((reference, JobLine(job.status, job.job, job.host, "-", "-", "-",
-                                               "-", detail)))
         lines += [line for _, line in sorted(entries, key=lambda e: e[0])]
     return lines

@@ -4,8 +4,8 @@ Read from the store in one read transaction (a consistent snapshot, never waitin
 - job runs in the customer's window (started or finished in it; still running and started up to
   a day before it), grouped per job and host, each load apart from the jobs: a job run is a load
   when the same host reports a `load:<job>` check, which the load probe always does;
-- the schedule engine's slots (late, did not start) when the store has them; until then
-  `schedules_known` is false and the open incidents carry what the deadline rules found;
+- the schedule engine's slots (`job_slots`: late, did not start, still to come) when the store
+  has them; without, `schedules_known` is false and only the open incidents tell of misses;
 - the open incidents, agents not connected since before the window ended, and agents whose
   spool dropped results.
 """
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from collector.customers import CustomerSet
+from collector.customers import CustomerFile, CustomerSet
 from collector.report.shapes import (
     JOB_STATUS_ORDER,
     PROBLEM_STATUSES,
@@ -47,10 +47,9 @@ RUNNING_LOOKBACK = timedelta(days=1)
 REASON_MAX_CHARS = 200
 LOAD_CHECK_PREFIX = "load:"
 # The schedule engine's slots table (migration 0004_schedules), read only when it exists.
-SLOT_TABLE_NAMES = ("job_slots", "schedule_slots")
-_SLOT_TIME_COLUMNS = ("scheduled_for", "slot_at", "scheduled_at", "due_at")
-_SLOT_STATE_COLUMNS = ("state", "status", "outcome")
-SLOT_DONE_STATES = frozenset({"ok", "on_time", "succeeded", "completed"})
+SLOT_TABLE_NAME = "job_slots"
+SLOT_COLUMNS = ("customer", "host", "expectation", "slot_at", "due_start_at", "due_complete_at",
+                "state", "run_id", "started_at")
 _SEVERITY_RANK = {"critical": 0, "warning": 1}
 
 
@@ -71,31 +70,42 @@ def failure_reason(excerpt: str, exit_code: int | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _SlotRow:
-    job: str
     host: str
-    scheduled_for: datetime
-    state: str
+    expectation: str
+    slot: Slot
+
+
+def slot_status(engine_state: str, started: bool, due_start: datetime, due_complete: datetime,
+                now: datetime) -> JobStatus:
+    """The schedule engine's slot state (collector/expectations/deadline.py) in the report's
+    words, at now: the engine moves a slot only when its due time is polled, so a slot still
+    waiting past its start-by reads as not started here already."""
+    if engine_state == "waiting":
+        return "did_not_start" if now >= due_start else "scheduled"
+    if engine_state == "started":
+        return "late" if now >= due_complete else "running"
+    if engine_state == "missed":
+        # Missed before a run began: did not start; a run began but not done by the deadline.
+        return "late" if started else "did_not_start"
+    if engine_state in ("succeeded", "failed", "late"):
+        return engine_state  # type: ignore[return-value]
+    return "scheduled"
 
 
 class _SlotReader:
-    """The slots table of the schedule engine, if this store has one, read by column names so
-    the report works before and after migration 0004 without importing its code."""
+    """The schedule engine's `job_slots` (migration 0004_schedules), when this store has it.
+
+    Read by reflection, not through the engine's code, so the report works on a store before
+    and after that migration. A slot names its expectation; the job is the run that filled it,
+    else the expectation's `job` from the customer file.
+    """
 
     def __init__(self, conn: sa.Connection) -> None:
         self._table: sa.Table | None = None
-        self._time: sa.ColumnElement[Any] | None = None
-        self._state: sa.ColumnElement[Any] | None = None
-        inspector = sa.inspect(conn)
-        for name in SLOT_TABLE_NAMES:
-            if not inspector.has_table(name):
-                continue
-            table = sa.Table(name, sa.MetaData(), autoload_with=conn)
-            time_column = next((table.c[c] for c in _SLOT_TIME_COLUMNS if c in table.c), None)
-            state_column = next((table.c[c] for c in _SLOT_STATE_COLUMNS if c in table.c), None)
-            if {"customer", "host", "job"} <= set(table.c.keys()) and time_column is not None \
-                    and state_column is not None:
-                self._table, self._time, self._state = table, time_column, state_column
-                break
+        if sa.inspect(conn).has_table(SLOT_TABLE_NAME):
+            table = sa.Table(SLOT_TABLE_NAME, sa.MetaData(), autoload_with=conn)
+            if set(SLOT_COLUMNS) <= set(table.c.keys()):
+                self._table = table
 
     @property
     def known(self) -> bool:
@@ -103,17 +113,27 @@ class _SlotReader:
 
     def slots(self, conn: sa.Connection, customer: str, start: datetime,
               end: datetime) -> list[_SlotRow]:
-        if self._table is None or self._time is None or self._state is None:
-            return []
         table = self._table
+        if table is None:
+            return []
         rows = conn.execute(
-            sa.select(table.c.job, table.c.host, self._time.label("at"),
-                      self._state.label("state"))
-            .where(table.c.customer == customer, self._time >= start, self._time < end)
-            .order_by(self._time)
+            sa.select(*(table.c[name] for name in SLOT_COLUMNS))
+            .where(table.c.customer == customer, table.c.slot_at < end,
+                   sa.or_(table.c.slot_at >= start, table.c.due_complete_at >= start))
+            .order_by(table.c.slot_at)
         ).all()
-        return [_SlotRow(row.job, row.host, _utc(_as_datetime(row.at)) or start,
-                         str(row.state)) for row in rows]
+        found: list[_SlotRow] = []
+        for row in rows:
+            slot_at, due_start, due_complete = (
+                _utc(_as_datetime(row.slot_at)) or start,
+                _utc(_as_datetime(row.due_start_at)) or start,
+                _utc(_as_datetime(row.due_complete_at)) or start)
+            state = slot_status(str(row.state), row.started_at is not None, due_start,
+                                due_complete, end)
+            found.append(_SlotRow(row.host, row.expectation, Slot(
+                scheduled_for=slot_at, start_by=due_start, complete_by=due_complete,
+                state=state, run_id=row.run_id or "")))
+        return found
 
 
 def _as_datetime(value: Any) -> datetime | None:
@@ -163,29 +183,34 @@ def _run(row: sa.Row[Any], end: datetime) -> Run:
 
 
 def _job_status(runs: Sequence[Run], slots: Sequence[Slot]) -> JobStatus:
-    # The latest run says where the job stands (a failure re-run with success is done), but a
-    # slot the engine judged late or missed keeps the job among the problems either way.
+    # The latest run says where the job stands (a failure re-run with success is done); each
+    # slot says what became of one scheduled run; the worst of them is the job's standing.
     candidates: list[JobStatus] = [runs[-1].outcome] if runs else []
-    for slot in slots:
-        if slot.state == "late":
-            candidates.append("late")
-        elif slot.state == "did_not_start":
-            candidates.append("did_not_start")
-    if candidates:
-        return min(candidates, key=JOB_STATUS_ORDER.index)
-    # Slots only, none of them missed: done if the engine says so, else not yet due.
-    return "succeeded" if all(s.state in SLOT_DONE_STATES for s in slots) else "scheduled"
+    candidates += [slot.state for slot in slots]
+    return min(candidates, key=JOB_STATUS_ORDER.index) if candidates else "succeeded"
 
 
-def _jobs(runs: Iterable[sa.Row[Any]], slots: Iterable[_SlotRow], loads: set[tuple[str, str]],
-          end: datetime) -> tuple[list[Job], list[Job]]:
+def _slot_job(slot: _SlotRow, runs: Iterable[sa.Row[Any]],
+              customer: CustomerFile | None) -> str:
+    if slot.slot.run_id:
+        for row in runs:
+            if row.host == slot.host and row.run_id == slot.slot.run_id:
+                return str(row.job)
+    if customer is not None:
+        for expectation in customer.expectations:
+            if expectation.name == slot.expectation:
+                return str(getattr(expectation, "job", slot.expectation))
+    return slot.expectation
+
+
+def _jobs(runs: Sequence[sa.Row[Any]], slots: Iterable[_SlotRow], loads: set[tuple[str, str]],
+          end: datetime, customer: CustomerFile | None) -> tuple[list[Job], list[Job]]:
     runs_by_job: dict[tuple[str, str], list[Run]] = defaultdict(list)
     slots_by_job: dict[tuple[str, str], list[Slot]] = defaultdict(list)
     for row in runs:
         runs_by_job[(row.job, row.host)].append(_run(row, end))
     for slot in slots:
-        slots_by_job[(slot.job, slot.host)].append(Slot(scheduled_for=slot.scheduled_for,
-                                                        state=slot.state))
+        slots_by_job[(_slot_job(slot, runs, customer), slot.host)].append(slot.slot)
     jobs: list[Job] = []
     for job, host in sorted(runs_by_job.keys() | slots_by_job.keys()):
         job_runs_ = runs_by_job.get((job, host), [])
@@ -273,7 +298,7 @@ def build_morning_report(
         start = window_start(since, now, ZoneInfo(zone_name))
         jobs, loads = _jobs(_runs_in_window(conn, customer, start, now),
                             slot_reader.slots(conn, customer, start, now),
-                            _load_keys(conn, customer), now)
+                            _load_keys(conn, customer), now, customer_file)
         open_incidents = _open_incidents(conn, customer)
         silent, dropped = _agents(conn, customer, now)
         reports.append(CustomerReport(

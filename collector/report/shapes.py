@@ -42,10 +42,13 @@ class Run(_Shape):
 
 
 class Slot(_Shape):
-    """One scheduled run the schedule engine expected (empty until it knows the schedules)."""
+    """One run the schedule engine expected (`job_schedule` expectations; empty without)."""
 
     scheduled_for: UtcDateTime
-    state: str = Field(description="the engine's word: late, did_not_start, ok, pending, ...")
+    start_by: UtcDateTime
+    complete_by: UtcDateTime
+    state: JobStatus = Field(description="what became of it, in the report's words")
+    run_id: str = Field(description="the run that filled the slot; empty when none did")
 
 
 class Job(_Shape):
