@@ -26,6 +26,9 @@ from collector.incidents.service_hours import wall_to_utc
 # Windows that overlap or touch are followed to the end of the whole stretch, but not forever:
 # "* * * * *" with a 1 m duration never ends, and the caller simply asks again at the end given.
 MAX_CHAINED_WINDOWS = 100
+# A window is looked up by walking its cron starts over one duration; "* * * * *" with a
+# duration of a week is 10,080 starts, and a file like that is wrong rather than slow to judge.
+MAX_STARTS_IN_ONE_DURATION = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,16 +54,26 @@ def occurrence_at(window: MaintenanceWindow, customer: CustomerFile,
         found = Window(window.reason, wall_to_utc(window.start, customer.zone),
                        wall_to_utc(window.end, customer.zone), recurring=False)
         return found if found.contains(at) else None
-    # Look back from `at`: the latest start at or before it is the occurrence that ends last
-    # (all have the same duration), so if it is over, every earlier one is too. cronsim's
-    # reverse iteration skips `dt` itself unless dt carries microseconds; a window starting
-    # exactly at `at` is running, so give it some.
-    local = at.astimezone(customer.zone)
-    look_back_from = local if local.microsecond else local.replace(microsecond=1)
-    latest_start = next(CronSim(window.cron, look_back_from, reverse=True), None)
-    if latest_start is None:
-        return None  # an expression that never matches ("0 0 30 2 *")
-    start = latest_start.astimezone(UTC)
+    # Look back from `at` by the duration: a start in (at - duration, at] means an occurrence
+    # is running, and the latest such start is the one that ends last. cronsim iterates in
+    # wall-clock terms, so in the repeated hour of a fall-back night it can hand back a start
+    # that is before `dt` in real time: compare in UTC, never trust the order alone. (Its
+    # reverse iteration has the same blind spot, hence forward from the look-back point.)
+    look_back_to = at - window.duration
+    latest: datetime | None = None
+    starts = CronSim(window.cron, look_back_to.astimezone(customer.zone))
+    for _ in range(MAX_STARTS_IN_ONE_DURATION):
+        candidate = next(starts, None)
+        if candidate is None:
+            break
+        start = candidate.astimezone(UTC)
+        if start > at:
+            break
+        if start > look_back_to:
+            latest = start
+    if latest is None:
+        return None
+    start = latest
     found = Window(window.reason, start, start + window.duration, recurring=True)
     return found if found.contains(at) else None
 
