@@ -237,3 +237,42 @@ sink_tickets = sa.Table(
     sa.Column("remote_id", sa.String(255), nullable=False),
     sa.Column("created_at", UTC_TIME, nullable=False),
 )
+
+# One row per scheduled run of a job (`job_schedule` expectations, collector/expectations/
+# deadline.py): a slot, materialised ahead, matched to the run that starts in its window.
+# `next_check_at` is when the due-time loop (collector/timers.py) must look at it next (the due
+# start, then the due completion, or a maintenance window's end); NULL once it is settled.
+job_slots = sa.Table(
+    "job_slots",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("customer", sa.String(128), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("expectation", sa.String(255), nullable=False),
+    sa.Column("slot_at", UTC_TIME, nullable=False),
+    sa.Column("due_start_at", UTC_TIME, nullable=False),
+    sa.Column("due_complete_at", UTC_TIME, nullable=False),
+    # waiting | started | succeeded | failed | missed | late
+    sa.Column("state", sa.String(16), nullable=False, server_default="waiting"),
+    sa.Column("run_id", sa.String(255), nullable=False, server_default=""),
+    sa.Column("started_at", UTC_TIME),
+    sa.Column("finished_at", UTC_TIME),
+    sa.Column("evaluated_at", UTC_TIME),
+    sa.Column("next_check_at", UTC_TIME),
+    sa.UniqueConstraint("customer", "host", "expectation", "slot_at"),
+    # The due-time loop polls the earliest due slot first.
+    sa.Index(None, "next_check_at"),
+)
+
+# Checks (dedup keys) that flap right now (collector/incidents/flapping.py): while a row is
+# here their changes are not notified; at `check_at` the loop sees whether the flapping ended.
+flapping = sa.Table(
+    "flapping",
+    metadata,
+    sa.Column("dedup_key", sa.String(1024), primary_key=True),
+    sa.Column("customer", sa.String(128), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("since", UTC_TIME, nullable=False),
+    sa.Column("check_at", UTC_TIME, nullable=False),
+    sa.Index(None, "check_at"),
+)
