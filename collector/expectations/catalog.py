@@ -10,10 +10,15 @@ from typing import Annotated
 
 from pydantic import Field
 
+from collector.expectations.deadline import JobScheduleExpectation
+from collector.expectations.duration import JobDurationExpectation
+from collector.expectations.freshness import CheckFreshnessExpectation
+from collector.expectations.heartbeat import AgentHeartbeatExpectation
 from collector.expectations.job_fails import JobMustNotFailExpectation
 from collector.expectations.threshold import ThresholdExpectation
 
 Expectation = Annotated[
-    ThresholdExpectation | JobMustNotFailExpectation,
+    ThresholdExpectation | JobMustNotFailExpectation | JobScheduleExpectation
+    | JobDurationExpectation | AgentHeartbeatExpectation | CheckFreshnessExpectation,
     Field(discriminator="kind"),
 ]
