@@ -18,14 +18,69 @@ every comparison use UTC; the zone serves only the schedule and what a person re
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from typing import Annotated
 
 from cronsim import CronSim, CronSimError
+from pydantic import BeforeValidator
 
 # A schedule is five fields, as in a crontab. cronsim also takes a sixth (seconds, first), but
 # a night job "at second 30" is a typo, and 6-field expressions skip Debian's DST handling.
 CRON_FIELDS = 5
+# Durations as people write them: "90s", "15m", "2h", "1h30m", "1d". (customers.py reads the
+# same form; it cannot be imported here, customers.py imports the expectation catalog.)
+_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_CLOCK_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def parse_duration(value: object) -> timedelta:
+    """ "15m", "2h", "1h30m", "90s", "1d" (or a timedelta) -> timedelta; else ValueError."""
+    if isinstance(value, timedelta):
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    found = _DURATION_RE.match(text) if text else None
+    if found is None or not any(found.groups()):
+        raise ValueError(f"{value!r} is not a duration: write e.g. 90s, 15m, 2h or 1h30m")
+    days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def format_duration(span: timedelta | float) -> str:
+    """2h 05m, 14m 10s, 3s: how long something ran, for titles."""
+    seconds = int(span.total_seconds() if isinstance(span, timedelta) else span)
+    hours, rest = divmod(max(seconds, 0), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def parse_clock_time(value: str) -> time | None:
+    """ "06:30" -> time(6, 30); None when value is not a clock time (then it is a duration)."""
+    found = _CLOCK_RE.match(value.strip())
+    return time(int(found.group(1)), int(found.group(2))) if found else None
+
+
+def next_wall_time(after: datetime, at: time, zone: tzinfo) -> datetime:
+    """The first moment at or after `after` when the customer's clock shows `at`, in UTC.
+
+    A wall time in the spring gap (02:30 on 2025-03-30 in Berlin) does not exist: zoneinfo
+    reads it with the offset from before the gap, which lands 30 minutes after the gap (03:30
+    CEST), the same "late rather than never" as the schedules. A wall time in the repeated
+    autumn hour is its first copy (fold=0), the earlier deadline.
+    """
+    local = after.astimezone(zone)
+    candidate = datetime.combine(local.date(), at, tzinfo=zone)
+    while candidate.astimezone(UTC) < after.astimezone(UTC):
+        candidate = datetime.combine(candidate.date() + timedelta(days=1), at, tzinfo=zone)
+    return candidate.astimezone(UTC)
 
 
 def check_schedule(expr: str) -> str:
@@ -49,6 +104,21 @@ def fire_times(expr: str, after: datetime) -> Iterator[datetime]:
         yield from CronSim(expr, after)
     except CronSimError:  # pragma: no cover - a checked expression has no bad fields
         return
+
+
+def latest_slot_at_or_before(expr: str, zone: tzinfo, moment: datetime) -> datetime | None:
+    """The latest slot at or before `moment` (aware), as a UTC instant; None if there is none
+    in the last 400 days (a yearly job is the rarest one a schedule should describe).
+
+    Searched forwards over a growing look-back rather than with cronsim's reverse iteration,
+    whose DST handling differs from its forward one (in the repeated autumn hour it skipped
+    that night's 02:30 altogether): forward is the rule every other answer here follows.
+    """
+    for lookback_days in (1, 8, 32, 400):
+        found = slots_between(expr, zone, moment - timedelta(days=lookback_days), moment)
+        if found:
+            return found[-1]
+    return None
 
 
 def slots_between(expr: str, zone: tzinfo, after: datetime, until: datetime) -> list[datetime]:

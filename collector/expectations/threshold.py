@@ -11,7 +11,21 @@ With a metric, a value above `warn` is a warning and above `crit` is critical (`
 turns both around: below is bad, for free space or a queue that must not run dry). Without a
 metric the probe's verdict is followed: WARN is a warning, CRIT is critical, OK recovers. An
 UNKNOWN result (a probe that timed out) neither opens nor resolves: it says nothing about the
-disk. Hysteresis and "N consecutive results" are issue 5's; they will add keys here.
+disk.
+
+So that a value hovering at the line does not open and resolve all night:
+
+      open_after: 3             # 3 bad results in a row before an incident opens
+      close_after: 2            # 2 good results in a row before it resolves
+      clear_below: 75           # with a metric: back below 75, not just below warn, to resolve
+                                # (clear_above with above: false)
+
+Between the clear level and warn a result says nothing: an open incident stays open, none
+opens. The consecutive counts are kept in memory per incident key (`Streaks`, owned by the
+engine). After a collector restart they start from zero: an open incident stays open (the
+store has it) and still needs `close_after` good results; a problem not yet opened needs
+`open_after` fresh results again. That costs at most N result intervals once, and keeps the
+hot path free of store reads.
 """
 
 from __future__ import annotations
@@ -44,6 +58,10 @@ class ThresholdExpectation(ExpectationBase):
     warn: float | None = None
     crit: float | None = None
     above: bool = True
+    open_after: int = Field(default=1, ge=1, le=1000)
+    close_after: int = Field(default=1, ge=1, le=1000)
+    clear_below: float | None = None
+    clear_above: float | None = None
 
     _check_re: re.Pattern[str] = PrivateAttr(default=re.compile(""))
 
@@ -58,7 +76,10 @@ class ThresholdExpectation(ExpectationBase):
             if self.warn is not None or self.crit is not None:
                 raise ValueError("warn/crit need a metric; without one the result's status is "
                                  "followed")
+            if self.clear_below is not None or self.clear_above is not None:
+                raise ValueError("clear_below/clear_above need a metric")
             return self
+        self._check_clear_level()
         if self.warn is None and self.crit is None:
             raise ValueError(f"metric {self.metric!r} needs warn, crit or both")
         if self.warn is not None and self.crit is not None and self._worse(self.warn, self.crit):
@@ -66,6 +87,27 @@ class ThresholdExpectation(ExpectationBase):
             raise ValueError(f"warn ({self.warn:g}) is already worse than crit ({self.crit:g}); "
                              f"with above: {str(self.above).lower()} crit must be {order} warn")
         return self
+
+    def _check_clear_level(self) -> None:
+        lowest_limit = min(x for x in (self.warn, self.crit) if x is not None) if self.above \
+            else max(x for x in (self.warn, self.crit) if x is not None)
+        if self.above:
+            if self.clear_above is not None:
+                raise ValueError("clear_above goes with above: false; use clear_below")
+            if self.clear_below is not None and self.clear_below > lowest_limit:
+                raise ValueError(f"clear_below ({self.clear_below:g}) must not be above the "
+                                 f"first limit ({lowest_limit:g})")
+        else:
+            if self.clear_below is not None:
+                raise ValueError("clear_below goes with above: true; use clear_above")
+            if self.clear_above is not None and self.clear_above < lowest_limit:
+                raise ValueError(f"clear_above ({self.clear_above:g}) must not be below the "
+                                 f"first limit ({lowest_limit:g})")
+
+    @property
+    def counts_results(self) -> bool:
+        """Whether verdicts must pass the engine's Streaks (open_after/close_after > 1)."""
+        return self.open_after > 1 or self.close_after > 1
 
     def model_post_init(self, context: object, /) -> None:
         super().model_post_init(context)
@@ -110,6 +152,9 @@ class ThresholdExpectation(ExpectationBase):
         elif self.warn is not None and self._worse(value, self.warn):
             severity, limit = Severity.WARNING, self.warn
         else:
+            clear = self.clear_below if self.above else self.clear_above
+            if clear is not None and self._worse(value, clear):
+                return None  # between the clear level and the limit: no change either way
             return Verdict(self.name, result.check, Outcome.RECOVERED, result.observed_at,
                            note=f"recovered: {metric} = {value:g}")
         direction = "above" if self.above else "below"
@@ -130,3 +175,34 @@ class ThresholdExpectation(ExpectationBase):
         limits = [f"{limit:g} ({label})" for label, limit in
                   (("warning", self.warn), ("critical", self.crit)) if limit is not None]
         return f"{metric} not {direction} " + " or ".join(limits)
+
+
+class Streaks:
+    """Consecutive bad and good results per incident key, for open_after / close_after.
+
+    Only keys in a streak are kept (a key back at zero is dropped), so memory follows the
+    checks that are misbehaving, not the fleet. Lost on restart: see the module docstring.
+    """
+
+    def __init__(self) -> None:
+        self._bad: dict[str, int] = {}
+        self._good: dict[str, int] = {}
+
+    def admit(self, key: str, expectation: ThresholdExpectation, verdict: Verdict,
+              incident_open: bool) -> bool:
+        """Whether the verdict may reach the lifecycle now."""
+        if verdict.outcome is Outcome.PROBLEM:
+            self._good.pop(key, None)
+            bad = self._bad.get(key, 0) + 1
+            self._bad[key] = bad
+            return incident_open or bad >= expectation.open_after
+        self._bad.pop(key, None)
+        if not incident_open:
+            self._good.pop(key, None)
+            return False
+        good = self._good.get(key, 0) + 1
+        if good >= expectation.close_after:
+            self._good.pop(key, None)
+            return True
+        self._good[key] = good
+        return False
