@@ -6,7 +6,8 @@ store is written by one writer thread. Shutdown, on SIGTERM or SIGINT:
 1. refuse new streams and end live ones at their next read; a batch being committed is still
    committed and acked (the health service says NOT_SERVING first);
 2. stop the HTTP API, letting requests in progress finish;
-3. stop retention, and outbox delivery after its sends in flight (within a grace; a send cut
+3. stop the due-time loop (its state is in the store: deadlines survive the restart), retention,
+   and outbox delivery after its sends in flight (within a grace; a send cut
    short is sent again after the restart: the outbox keeps it pending);
 4. finish queued writes and close the store.
 """
@@ -19,6 +20,7 @@ import signal
 import socket
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import sqlalchemy as sa
 import structlog
@@ -38,6 +40,7 @@ from collector.sinks.delivery import OutboxDelivery
 from collector.store.agents import AgentCredential, mark_all_disconnected, register_credentials
 from collector.store.engine import open_store
 from collector.store.writer import StoreWriter
+from collector.timers import DueTimers
 from probes.clock import Clock
 from probes.configfile import ConfigError
 
@@ -182,6 +185,9 @@ class CollectorApp:
             prune_interval_s=config.store.prune_interval_s,
         )
 
+        timers = DueTimers(writer, incident_engine, self._clock,
+                           heartbeat_interval=timedelta(seconds=config.heartbeat_interval_s))
+        incident_engine.wake_timers = timers.wake
         sink_factory = SinkFactory(writer, self._clock)
         delivery = OutboxDelivery(writer, self._clock, lambda: incident_engine.customers,
                                   sink_factory.build)
@@ -191,6 +197,7 @@ class CollectorApp:
         http_task = asyncio.create_task(http_server.serve(sockets=[http_socket]))
         retention_task = asyncio.create_task(retention.run())
         delivery_task = asyncio.create_task(delivery.run())
+        timers_task = asyncio.create_task(timers.run())
         self._log.info(
             "collector.listening",
             grpc=f"{grpc_host}:{self.grpc_port}",
@@ -212,6 +219,9 @@ class CollectorApp:
             http_server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):
                 await http_task
+            timers_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await timers_task
             retention_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await retention_task
