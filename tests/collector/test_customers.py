@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.customers import Access, Counts, Recovery, load_customers
+from collector.customers import Access, Counts, Recovery, load_customer_text, load_customers
 from collector.expectations.base import Severity
 from probes.configfile import ConfigError
 
@@ -256,3 +256,11 @@ def test_24x7_is_a_shorthand_for_every_day(tmp_path: Path) -> None:
 def test_every_contract_error_names_its_line_and_field(tmp_path: Path, old: str, new: str,
                                                        expected: str) -> None:
     assert contract_problem(tmp_path, old, new).startswith(expected)
+
+
+def test_the_example_in_docs_customers_md_is_a_valid_customer_file() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "customers.md").read_text()
+    example = page.split("```yaml\n", 1)[1].split("```", 1)[0]
+    acme = load_customer_text(example, Path("acme.yaml"))
+    assert acme.level_for(Severity.CRITICAL)[0] == "P2"
+    assert len(acme.maintenance) == 2
