@@ -46,6 +46,7 @@ tr.problem td { background: #fff5f5; }
 .s-failed, .s-did_not_start, .s-critical { background: #ffebe9; color: #a40e26; }
 .s-late, .s-warning, .s-running { background: #fff8c5; color: #7d4e00; }
 .s-scheduled, .s-acknowledged { background: #eff2f5; color: #59636e; }
+.s-open { background: #ddf4ff; color: #0550ae; }
 .s-succeeded { background: #dafbe1; color: #116329; }
 .empty { color: #59636e; margin: 0; }
 """
