@@ -101,8 +101,8 @@ def test_acknowledging_an_open_incident_records_who_when_and_why(
     with store.connect() as conn:
         row = conn.execute(sa.select(incidents).where(incidents.c.id == 1)).one()
     assert row.state == "acknowledged"
-    if "acknowledged_by" in row._mapping:  # once migration 0003_sla adds the columns
-        assert row.acknowledged_by == "acme-desk"
+    assert row.acknowledged_by == "acme-desk"  # migration 0003_sla's columns
+    assert row.acknowledged_at.replace(tzinfo=UTC) == NOW
 
 
 def test_resolving_by_hand_closes_it_with_the_note_as_resolution(
