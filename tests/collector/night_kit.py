@@ -52,8 +52,12 @@ class Night:
             AgentCredential(agent_id, "acme", sha256_hex(agent_id)) for agent_id, _ in agents
         ])).result()
         for agent_id, host in agents:
-            self.writer.submit(lambda conn, a=agent_id, h=host: mark_connected(
-                conn, a, host=h, version="test", at=self.clock.now())).result()
+            self._connect(agent_id, host)
+
+    def _connect(self, agent_id: str, host: str) -> None:
+        at = self.clock.now()
+        self.writer.submit(lambda conn: mark_connected(
+            conn, agent_id, host=host, version="test", at=at)).result()
 
     def _start(self) -> None:
         self.db = open_store(self.url)
