@@ -7,10 +7,10 @@ not exist. One row per (incident, event, sink) carries a JSON snapshot of the in
 at that moment, so a notification sent an hour late (the sink was down) still says what was
 true then, in order.
 
-Which changes notify: opened (and reopened), upgraded (severity rose), acknowledged, resolved,
-escalated, flapping ended. A plain repeat (one more occurrence) does not: a disk that stays
-full for a week would otherwise page ten thousand times; the next notification carries the
-occurrence count. A change kind not in NOTIFYING_CHANGES is not sent.
+Which changes notify: opened (and reopened), upgraded (severity rose), acknowledged, marked
+recovered, resolved, escalated, flapping ended. A plain repeat (one more occurrence) does not:
+a disk that stays full for a week would otherwise page ten thousand times; the next
+notification carries the occurrence count. A change kind not in NOTIFYING_CHANGES is not sent.
 
 The delivery side (collector/sinks/delivery.py) claims due rows with a conditional UPDATE,
 exactly one worker wins a row, and records the outcome here: delivered, rescheduled, dead.
@@ -22,6 +22,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,17 +34,18 @@ from collector.sinks.base import OutboxMessage
 from collector.store.schema import incidents, outbox
 
 # Change kind (IncidentChange.kind.value) -> the event sinks see. Kinds are matched by value so
-# that kinds added to the lifecycle later (issue 5: reopened, acknowledged, escalated,
-# flapping_ended) notify as soon as they exist, without an edit here.
-NOTIFYING_CHANGES: Mapping[str, str] = {
+# that kinds added to the lifecycle later notify as soon as they exist, without an edit here.
+# "suppressed" (a maintenance window: nothing was opened) is deliberately absent.
+NOTIFYING_CHANGES: Mapping[str, str] = MappingProxyType({
     "opened": "opened",
     "reopened": "opened",
     "upgraded": "updated",
     "acknowledged": "updated",
+    "recovered": "updated",  # the problem went away; the customer file wants a person to resolve
     "flapping_ended": "updated",
     "resolved": "resolved",
     "escalated": "escalated",
-}
+})
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 STATES = (PENDING, DELIVERED, DEAD)
