@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,7 +47,7 @@ def store(db: sa.Engine, runs: list[JobRun], host: str = "db1") -> None:
             "duration_s": r.duration_s, "observed_at": r.observed_at} for r in runs])
 
 
-def history(minutes: list[float]) -> list[JobRun]:
+def history(minutes: Sequence[float]) -> list[JobRun]:
     return [a_run(m, f"r{i}", day=i) for i, m in enumerate(minutes)]
 
 
