@@ -70,7 +70,7 @@ def test_a_notification_for_a_down_receiver_survives_a_collector_restart(
     clock = ManualClock(datetime(2026, 3, 2, 1, 30, tzinfo=UTC))
     store = sa.create_engine(f"sqlite:///{tmp_path / 'state' / 'daybreak.db'}")
 
-    def outbox_row() -> sa.Row[Any] | None:
+    def outbox_row() -> Any:
         with store.connect() as conn:
             return conn.execute(
                 sa.select(outbox.c.state, outbox.c.attempts, outbox.c.last_error)).first()
