@@ -90,3 +90,11 @@ def test_bad_values_are_reported_on_the_sinks_line(sink: str, message: str) -> N
     found = problems(f"sinks:\n  - {sink}\n")
     assert any(message in problem for problem in found), found
     assert all("acme.yaml:4:" in problem for problem in found), found
+
+
+def test_the_example_in_docs_sinks_md_is_a_valid_customer_file() -> None:
+    docs = Path(__file__).resolve().parents[3] / "docs" / "sinks.md"
+    example = docs.read_text().split("```yaml\n", 1)[1].split("```", 1)[0]
+    customer = load_customer_text(HEAD + example, Path("/etc/daybreak/customers/acme.yaml"))
+    assert [sink.type for sink in customer.sinks] == ["webhook", "email", "pagerduty",
+                                                      "rest_ticket"]
