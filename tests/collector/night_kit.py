@@ -80,8 +80,11 @@ class Night:
 
     def tick(self) -> datetime | None:
         now = self.clock.now()
-        for agent_id in sorted(self.alive):
-            self.heartbeat(agent_id)
+        alive = sorted(self.alive)
+        self.writer.submit(lambda conn: conn.execute(
+            agents.update().where(agents.c.agent_id.in_(alive)).values(last_seen_at=now))
+        ).result()
+        for agent_id in alive:
             if agent_id in self.reporting:
                 host, checks = self.reporting[agent_id]
                 self.send(agent_id, host, *(self.result(c, Status.OK) for c in checks))
