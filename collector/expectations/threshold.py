@@ -23,10 +23,11 @@ So that a value hovering at the line does not open and resolve all night:
 Between the clear level and warn a result says nothing: an open incident stays open, none
 opens, and a streak of bad results is not broken by it (the value is not fine yet).
 
-The consecutive counts are kept in memory per incident key (`Streaks`, owned by the engine). After a collector restart they start from zero: an open incident stays open (the
-store has it) and still needs `close_after` good results; a problem not yet opened needs
-`open_after` fresh results again. That costs at most N result intervals once, and keeps the
-hot path free of store reads.
+The consecutive counts are kept in memory per incident key (`Streaks`, owned by the engine).
+After a collector restart they start from zero: an open incident stays open (the store has it)
+and still needs `close_after` good results; a problem not yet opened needs `open_after` fresh
+results again. That costs at most N result intervals once, and keeps the hot path free of
+store reads.
 """
 
 from __future__ import annotations
