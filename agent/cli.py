@@ -78,6 +78,15 @@ def _leave_out_python_tls() -> None:
         sys.modules["ssl"] = None  # type: ignore[assignment]
 
 
+def _leave_out_rich() -> None:
+    """structlog's console renderer imports `rich` for pretty tracebacks whenever it is
+    installed (a developer's venv has it through import-linter; a customer host may have it
+    system-wide): about 5 MiB resident, a tenth of the agent's budget. The agent logs JSON as a
+    service and plain console lines on a terminal, so it never needs it."""
+    if "rich" not in sys.modules and "structlog" not in sys.modules:
+        sys.modules["rich"] = None  # type: ignore[assignment]
+
+
 def _let_in_python_tls() -> None:
     """Lift the block: the next `import ssl` (in the probe that needs it) loads it normally.
     asyncio, already imported without ssl, keeps running without it, which the agent's own
@@ -88,6 +97,7 @@ def _let_in_python_tls() -> None:
 
 def serve(path: Path) -> int:
     _leave_out_python_tls()
+    _leave_out_rich()
     import asyncio
     import random
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import stat
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -20,12 +21,14 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    create_model,
     field_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from probes.base import ProbeConfigBase
 from probes.configfile import ConfigError, ConfigProblem, parse_yaml, read_text, validate
-from probes.registry import ProbeConfig
+from probes.registry import PROBE_TYPES, probe_config_union
 
 MIB = 1024 * 1024
 
@@ -136,7 +139,9 @@ class AgentConfig(BaseModel):
     spool: SpoolSettings = Field(default_factory=SpoolSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     heartbeat_interval_s: float = Field(default=10.0, ge=1.0, le=3600.0)
-    probes: list[ProbeConfig] = Field(default_factory=list)
+    # Narrowed to the probe types the file names by agent_config_model(): each type's module is
+    # imported only when a host runs it (probes/registry.py says why).
+    probes: list[ProbeConfigBase] = Field(default_factory=list)
     log: LogSettings = Field(default_factory=LogSettings)
     handoff: HandoffSettings = Field(default_factory=HandoffSettings)
 
@@ -147,7 +152,7 @@ class AgentConfig(BaseModel):
 
     @field_validator("probes")
     @classmethod
-    def _probe_names_are_unique(cls, probes: list[ProbeConfig]) -> list[ProbeConfig]:
+    def _probe_names_are_unique(cls, probes: list[ProbeConfigBase]) -> list[ProbeConfigBase]:
         # A probe's name is its identity in the collector's check keys and in its state folder:
         # two probes with one name would overwrite each other's offsets and results.
         first_index: dict[str, int] = {}
@@ -192,6 +197,30 @@ def _line_of_top_level_key(node: yaml.Node | None, key: str) -> int | None:
     return None
 
 
+def probe_types_named_in(data: object) -> set[str] | None:
+    """The probe types a parsed agent.yaml names; None when one is unknown or unreadable, so
+    validation uses every type and its error lists the types that exist."""
+    probes = data.get("probes") if isinstance(data, dict) else None
+    if not isinstance(probes, list):
+        return set()
+    names = {entry.get("type") if isinstance(entry, dict) else None for entry in probes}
+    if not all(isinstance(name, str) and name in PROBE_TYPES for name in names):
+        return None
+    return {name for name in names if isinstance(name, str)}
+
+
+def agent_config_model(probe_types: Collection[str] | None = None) -> type[AgentConfig]:
+    """AgentConfig whose `probes` accepts the given probe types (every type when None)."""
+    if probe_types is not None and not probe_types:
+        return AgentConfig
+    union = probe_config_union(probe_types)
+    model: type[AgentConfig] = create_model(
+        "AgentConfig", __base__=AgentConfig,
+        probes=(list[union], Field(default_factory=list)),  # type: ignore[valid-type]
+    )
+    return model
+
+
 def load_agent_config(path: Path, *, check_files: bool = False) -> AgentConfig:
     """Read and validate agent.yaml; raises probes.configfile.ConfigError (file:line: field).
 
@@ -201,7 +230,7 @@ def load_agent_config(path: Path, *, check_files: bool = False) -> AgentConfig:
     """
     text = read_text(path)
     data, node = parse_yaml(text, str(path))
-    config = validate(AgentConfig, data, node, str(path))
+    config = validate(agent_config_model(probe_types_named_in(data)), data, node, str(path))
     if check_files:
         try:
             check_token_file(config.token_file)

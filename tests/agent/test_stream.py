@@ -14,7 +14,7 @@ from typing import Any
 from daybreak.v1 import stream_pb2
 from structlog.testing import capture_logs
 
-from agent.config import AgentConfig
+from agent.config import AgentConfig, agent_config_model
 from agent.spool import Spool
 from agent.stream import (
     COMMANDS_DISABLED,
@@ -38,7 +38,7 @@ def agent_config(tmp_path: Path, port: int, **overrides: Any) -> AgentConfig:
     if not token_file.exists():
         token_file.write_text(TOKEN + "\n")
         token_file.chmod(0o600)
-    return AgentConfig.model_validate({
+    return agent_config_model({"disk"}).model_validate({
         "agent_id": "web-01",
         "customer": "acme",
         "host": "web-01.example",
