@@ -105,7 +105,29 @@ def parse_yaml(text: str, path: str) -> tuple[Any, yaml.Node | None]:
         raise ConfigError([ConfigProblem(path, line, "", f"YAML syntax: {exc.problem}")]) from exc
     except yaml.YAMLError as exc:
         raise ConfigError([ConfigProblem(path, None, "", f"YAML: {exc}")]) from exc
+    except (ValueError, OverflowError) as exc:
+        # A value YAML resolves but cannot build, such as the date 2025-12-32.
+        line = _line_of_unbuildable_scalar(node)
+        raise ConfigError([ConfigProblem(path, line, "", f"YAML value: {exc}")]) from exc
     return data, node
+
+
+def _line_of_unbuildable_scalar(node: yaml.Node | None) -> int | None:
+    """The line of the first scalar the safe loader cannot turn into a value."""
+    pending = [node] if node is not None else []
+    while pending:
+        current = pending.pop(0)
+        if isinstance(current, yaml.ScalarNode):
+            try:
+                yaml.SafeLoader("").construct_object(current, deep=True)
+            except (ValueError, OverflowError, yaml.YAMLError):
+                return int(current.start_mark.line) + 1
+        elif isinstance(current, yaml.SequenceNode):
+            pending.extend(current.value)
+        elif isinstance(current, yaml.MappingNode):
+            for key_node, value_node in current.value:
+                pending.extend((key_node, value_node))
+    return None
 
 
 def validate(model: type[ModelT], data: Any, node: yaml.Node | None, path: str) -> ModelT:
