@@ -25,6 +25,7 @@ from collector.api.deps import ApiContext, ApiToken, Caller, Context
 from collector.api.routes.incidents import get_incident
 from collector.api.schemas import IncidentDetail, Problem
 from collector.customers import Access
+from collector.outbox import enqueue_event
 from collector.store.audit import AUDIT_DETAIL_MAX_CHARS, record_audit
 from collector.store.engine import WRITER
 from collector.store.schema import incident_events, incidents
@@ -102,6 +103,11 @@ def _act(context: ApiContext, caller: ApiToken, incident_id: int,
             incident_id=incident_id, at=now, kind=action, actor=caller.name[:128], note=note))
         record_audit(conn, at=now, actor=caller.name, action=f"incident.{action}",
                      target=f"incident:{incident_id}", detail=note)
+        # The customer's ticket system and mailbox hear of it too, in the same transaction.
+        customer = context.customers().get(row.customer) if context.customers else None
+        if customer is not None:
+            event = "updated" if action == "acknowledged" else "resolved"
+            enqueue_event(conn, incident_id, event, customer, now, change=action)
     structlog.get_logger("collector.api").info(
         _LOG_EVENTS[action], incident_id=incident_id, actor=caller.name, customer=row.customer)
 

@@ -224,3 +224,29 @@ def test_the_audit_time_is_the_injected_clocks(api: httpx.Client, store: sa.Engi
         at = conn.execute(sa.select(audit_log.c.at)).scalar_one()
     assert at.replace(tzinfo=UTC) == NOW
     assert NOW - timedelta(seconds=1) < at.replace(tzinfo=UTC) <= NOW
+
+
+def test_an_acknowledgement_and_a_resolution_are_queued_for_the_customers_sinks(
+    store: sa.Engine, tmp_path: Path
+) -> None:
+    from collector.store.schema import outbox
+
+    acme = load_customer_text(
+        "customer: acme\nname: ACME\nsinks:\n  - type: webhook\n    name: desk\n"
+        "    url: http://127.0.0.1:9/hook\n    secret_file: hook.key\n",
+        tmp_path / "acme.yaml")
+    customers = CustomerSet({"acme": acme})
+    app = create_app(store, [api_token("admin", "admin", "*")], ManualClock(NOW),
+                     customers=lambda: customers)
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        assert client.post("/api/v1/incidents/1/ack", json={"note": "on it"},
+                           headers=auth("admin")).status_code == 200
+        assert client.post("/api/v1/incidents/1/resolve", json={"note": "restarted"},
+                           headers=auth("admin")).status_code == 200
+    with store.connect() as conn:
+        queued = conn.execute(sa.select(outbox.c.sink, outbox.c.event, outbox.c.payload)
+                              .where(outbox.c.incident_id == 1)
+                              .order_by(outbox.c.sequence)).all()
+    assert [(row.sink, row.event) for row in queued] == [("desk", "updated"),
+                                                          ("desk", "resolved")]
+    assert '"change": "acknowledged"' in queued[0].payload
