@@ -38,7 +38,7 @@ from collector.report.shapes import (
     Window,
 )
 from collector.report.window import Since, window_start
-from collector.store.schema import agents, check_state, incidents, job_runs
+from collector.store.schema import agent_dropped, agents, check_state, incidents, job_runs
 from probes.result import one_line
 
 # A run that never reported its end would otherwise be "still running" in every report after;
@@ -234,7 +234,23 @@ def _open_incidents(conn: sa.Connection, customer: str) -> list[OpenIncident]:
     return sorted(found, key=lambda i: _SEVERITY_RANK.get(i.severity, len(_SEVERITY_RANK)))
 
 
-def _agents(conn: sa.Connection, customer: str,
+def _dropped_between(conn: sa.Connection, agent_id: str, start: datetime,
+                     end: datetime) -> int:
+    """How much an agent's dropped counter grew in [start, end), from its recorded changes."""
+    def counter_at(at: datetime) -> int:
+        value = conn.execute(
+            sa.select(agent_dropped.c.results_dropped)
+            .where(agent_dropped.c.agent_id == agent_id, agent_dropped.c.at < at)
+            .order_by(agent_dropped.c.at.desc(), agent_dropped.c.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        return int(value or 0)
+
+    # A counter that went down is a new spool (reinstalled agent): count what it holds now.
+    at_start, at_end = counter_at(start), counter_at(end)
+    return at_end - at_start if at_end >= at_start else at_end
+
+
+def _agents(conn: sa.Connection, customer: str, start: datetime,
             end: datetime) -> tuple[list[SilentAgent], list[Dropped]]:
     rows = conn.execute(
         sa.select(agents.c.agent_id, agents.c.host, agents.c.connected, agents.c.last_seen_at,
@@ -249,10 +265,9 @@ def _agents(conn: sa.Connection, customer: str,
             silent.append(SilentAgent(agent_id=row.agent_id, host=row.host,
                                       last_seen_at=last_seen))
         if row.results_dropped:
-            # The agents table keeps only the latest counter: the change over the night needs
-            # a history of it, which the store does not keep (yet).
-            dropped.append(Dropped(agent_id=row.agent_id, host=row.host,
-                                   results_dropped=row.results_dropped, dropped_in_window=None))
+            dropped.append(Dropped(
+                agent_id=row.agent_id, host=row.host, results_dropped=row.results_dropped,
+                dropped_in_window=_dropped_between(conn, row.agent_id, start, end)))
     return silent, dropped
 
 
@@ -300,7 +315,7 @@ def build_morning_report(
                             slot_reader.slots(conn, customer, start, now),
                             _load_keys(conn, customer), now, customer_file)
         open_incidents = _open_incidents(conn, customer)
-        silent, dropped = _agents(conn, customer, now)
+        silent, dropped = _agents(conn, customer, start, now)
         reports.append(CustomerReport(
             customer=customer,
             name=customer_file.name if customer_file is not None else customer,

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from collector.store.schema import agents
+from collector.store.schema import agent_dropped, agents
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +81,12 @@ def mark_disconnected(conn: sa.Connection, agent_id: str, *, at: datetime) -> No
 def record_heartbeat(
     conn: sa.Connection, agent_id: str, figures: HeartbeatFigures, *, at: datetime
 ) -> None:
+    before = conn.execute(
+        sa.select(agents.c.results_dropped).where(agents.c.agent_id == agent_id)
+    ).scalar_one_or_none()
+    if before is not None and before != figures.results_dropped:
+        conn.execute(agent_dropped.insert().values(
+            agent_id=agent_id, at=at, results_dropped=figures.results_dropped))
     conn.execute(
         agents.update()
         .where(agents.c.agent_id == agent_id)

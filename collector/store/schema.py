@@ -276,3 +276,17 @@ flapping = sa.Table(
     sa.Column("check_at", UTC_TIME, nullable=False),
     sa.Index(None, "check_at"),
 )
+
+
+# Each change of an agent's dropped-results counter, so "what was dropped over the night" is a
+# difference between two rows (the agents row keeps only the latest figure). A row is written
+# only when the counter moves, so a healthy agent adds none.
+agent_dropped = sa.Table(
+    "agent_dropped",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("agent_id", sa.String(128), nullable=False),
+    sa.Column("at", UTC_TIME, nullable=False),
+    sa.Column("results_dropped", sa.BigInteger, nullable=False),
+    sa.Index(None, "agent_id", "at"),
+)

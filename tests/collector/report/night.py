@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from collector.customers import CustomerSet, load_customer_text
 from collector.incidents.engine import IncidentEngine
-from collector.store.schema import agents, check_state, job_runs, metadata
+from collector.store.schema import agent_dropped, agents, check_state, job_runs, metadata
 from probes.clock import ManualClock
 from probes.result import JobOutcome, JobRun, Result, Status
 
@@ -136,6 +136,11 @@ def fill_night(engine: sa.Engine, customers: CustomerSet) -> None:
             {"agent_id": "globex-app-01", "customer": "globex", "token_sha256": "c" * 64,
              "host": "app-01", "connected": True, "last_seen_at": MORNING,
              "results_dropped": 0},
+        ])
+        # etl-01's spool had dropped 25 before the evening and 15 more during the night.
+        conn.execute(agent_dropped.insert(), [
+            {"agent_id": "acme-etl-01", "at": at(3, 9, 0), "results_dropped": 25},
+            {"agent_id": "acme-etl-01", "at": at(4, 2, 55), "results_dropped": 40},
         ])
         failed_export = JobRun(probe="night-jobs", job="nightly-export", run_id="20250304-0200",
                                outcome=JobOutcome.FAILED, observed_at=at(4, 1, 30), exit_code=3,

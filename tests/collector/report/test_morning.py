@@ -114,7 +114,7 @@ def test_open_incidents_silent_agents_and_dropped_results(
     assert [(a.agent_id, a.last_seen_at) for a in acme.silent_agents] == [
         ("acme-etl-01", at(4, 3, 0))]
     assert [(d.agent_id, d.results_dropped, d.dropped_in_window) for d in acme.dropped] == [
-        ("acme-etl-01", 40, None)]
+        ("acme-etl-01", 40, 15)]
     assert [i.title for i in globex.open_incidents] == ["disk:/srv is CRIT on app-01"]
     assert globex.silent_agents == []
     assert globex.dropped == []

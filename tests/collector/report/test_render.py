@@ -93,7 +93,7 @@ def test_text_names_incidents_silent_agents_and_dropped_results(report: MorningR
                                                             "02:30"]
     assert block(acme, "Silent agents")[1].split() == ["acme-etl-01", "etl-01", "04:00"]
     assert block(acme, "Dropped results")[1].split() == ["acme-etl-01", "etl-01", "40",
-                                                         "unknown"]
+                                                         "15"]
     assert "(no schedules known yet: late and missed runs show as incidents)" in acme
 
 
@@ -140,7 +140,7 @@ def test_the_json_shape_round_trips_and_keeps_its_documented_keys(
     assert acme["silent_agents"] == [{"agent_id": "acme-etl-01", "host": "etl-01",
                                       "last_seen_at": "2025-03-04T03:00:00Z"}]
     assert acme["dropped"] == [{"agent_id": "acme-etl-01", "host": "etl-01",
-                                "results_dropped": 40, "dropped_in_window": None}]
+                                "results_dropped": 40, "dropped_in_window": 15}]
 
 
 class _Elements(HTMLParser):

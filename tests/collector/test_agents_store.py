@@ -1,0 +1,35 @@
+"""The agents table and the history of dropped-results counters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from collector.store.agents import HeartbeatFigures, record_heartbeat
+from collector.store.engine import open_store
+from collector.store.schema import agent_dropped, agents
+
+T0 = datetime(2025, 3, 4, 1, 0, tzinfo=UTC)
+
+
+def figures(dropped: int) -> HeartbeatFigures:
+    return HeartbeatFigures(spool_depth=0, results_dropped=dropped, rss_bytes=1, cpu_percent=0.1,
+                            uptime_s=10.0)
+
+
+def test_a_heartbeat_records_the_dropped_counter_only_when_it_moves(tmp_path: Path) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 'daybreak.db'}")
+    with engine.begin() as conn:
+        conn.execute(agents.insert().values(agent_id="a1", customer="acme", token_sha256="x" * 64))
+        for minute, dropped in enumerate([0, 0, 7, 7, 7, 12]):
+            record_heartbeat(conn, "a1", figures(dropped), at=T0 + timedelta(minutes=minute))
+    with engine.connect() as conn:
+        history = conn.execute(sa.select(agent_dropped.c.at, agent_dropped.c.results_dropped)
+                               .order_by(agent_dropped.c.id)).all()
+        latest = conn.execute(sa.select(agents.c.results_dropped)).scalar_one()
+    engine.dispose()
+    assert [(row.at.replace(tzinfo=UTC), row.results_dropped) for row in history] == [
+        (T0 + timedelta(minutes=2), 7), (T0 + timedelta(minutes=5), 12)]
+    assert latest == 12
