@@ -34,7 +34,6 @@ from cronsim import CronSim, CronSimError
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -43,6 +42,7 @@ from pydantic import (
     model_validator,
 )
 
+from collector.durations import Duration
 from collector.expectations.base import Severity, check_glob
 from collector.expectations.catalog import Expectation
 from collector.sinks.config import SinkList
@@ -60,8 +60,6 @@ class Access(enum.Enum):
         return "tier2" if self is Access.TIER2_ONLY else "service_desk"
 
 
-# Durations as people write them in a contract: "30m", "4h", "2d", "1h30m".
-_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 # A range of service hours within one day: "07:00-17:00"; "24:00" ends at midnight.
 _RANGE_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
 MINUTES_PER_DAY = 24 * 60
@@ -70,19 +68,6 @@ LEVEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
 GROUP_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 
 
-def parse_duration(value: object) -> timedelta:
-    """ "30m", "4h", "2d", "1h30m", "0m" -> timedelta; anything else is refused with the form."""
-    if isinstance(value, timedelta):
-        return value
-    text = value.strip() if isinstance(value, str) else ""
-    found = _DURATION_RE.match(text) if text else None
-    if found is None:
-        raise ValueError(f"{value!r} is not a duration: write e.g. 30m, 4h, 2d or 1h30m")
-    days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 @dataclass(frozen=True, slots=True, order=True)

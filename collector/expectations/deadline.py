@@ -46,6 +46,7 @@ import sqlalchemy as sa
 from pydantic import PrivateAttr, field_validator, model_validator
 from sqlalchemy.dialects import postgresql, sqlite
 
+from collector.durations import Duration, parse_duration
 from collector.expectations.base import (
     ExpectationBase,
     Outcome,
@@ -55,7 +56,6 @@ from collector.expectations.base import (
     compile_glob,
 )
 from collector.expectations.schedule import (
-    Duration,
     check_schedule,
     clock_time,
     format_duration,
@@ -63,7 +63,6 @@ from collector.expectations.schedule import (
     local_label,
     next_wall_time,
     parse_clock_time,
-    parse_duration,
     slots_between,
 )
 from collector.store.schema import job_slots

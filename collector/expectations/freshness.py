@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import PrivateAttr, field_validator
 
+from collector.durations import Duration
 from collector.expectations.base import (
     ExpectationBase,
     Outcome,
@@ -28,7 +29,7 @@ from collector.expectations.base import (
     check_glob,
     compile_glob,
 )
-from collector.expectations.schedule import Duration, clock_time, format_duration
+from collector.expectations.schedule import clock_time, format_duration
 
 
 class CheckFreshnessExpectation(ExpectationBase):

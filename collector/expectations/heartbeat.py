@@ -25,8 +25,9 @@ from typing import Literal
 
 from pydantic import Field
 
+from collector.durations import Duration
 from collector.expectations.base import ExpectationBase, Outcome, Severity, Verdict
-from collector.expectations.schedule import Duration, clock_time, format_duration
+from collector.expectations.schedule import clock_time, format_duration
 
 # How many heartbeat intervals an agent may miss before it counts as silent.
 DEFAULT_MISSED_HEARTBEATS = 3

@@ -21,33 +21,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, time, timedelta, tzinfo
-from typing import Annotated
 
 from cronsim import CronSim, CronSimError
-from pydantic import BeforeValidator
 
 # A schedule is five fields, as in a crontab. cronsim also takes a sixth (seconds, first), but
 # a night job "at second 30" is a typo, and 6-field expressions skip Debian's DST handling.
 CRON_FIELDS = 5
-# Durations as people write them: "90s", "15m", "2h", "1h30m", "1d". (customers.py reads the
-# same form; it cannot be imported here, customers.py imports the expectation catalog.)
-_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _CLOCK_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
-def parse_duration(value: object) -> timedelta:
-    """ "15m", "2h", "1h30m", "90s", "1d" (or a timedelta) -> timedelta; else ValueError."""
-    if isinstance(value, timedelta):
-        return value
-    text = value.strip() if isinstance(value, str) else ""
-    found = _DURATION_RE.match(text) if text else None
-    if found is None or not any(found.groups()):
-        raise ValueError(f"{value!r} is not a duration: write e.g. 90s, 15m, 2h or 1h30m")
-    days, hours, minutes, seconds = (int(part or 0) for part in found.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 
 def format_duration(span: timedelta | float) -> str:
