@@ -6,7 +6,9 @@ due time lives in the store, so a restart in the middle of the night loses none:
 - a job slot's `next_check_at` (job_slots: its due start, then its due completion);
 - an agent's `last_seen_at` plus its allowance (agents);
 - a check's `observed_at` plus its max age (check_state);
-- a flapping key's `check_at` (flapping).
+- a flapping key's `check_at` (flapping);
+- an open incident's `respond_by` (incidents): not acknowledged by then, it escalates
+  (collector/incidents/escalation.py).
 
 One step, `run_due(conn, now)`, judges whatever is due at `now` and returns the next due time;
 `run()` repeats it, sleeping until that time, at most `max_sleep_s`, and less when `wake()` is
@@ -37,6 +39,7 @@ from collector.expectations.deadline import JobScheduleExpectation
 from collector.expectations.freshness import CheckFreshnessExpectation
 from collector.expectations.heartbeat import AgentHeartbeatExpectation, agent_subject
 from collector.incidents.engine import IncidentEngine
+from collector.incidents.escalation import Escalator
 from collector.incidents.lifecycle import dedup_key
 from collector.incidents.maintenance import window_end_after
 from collector.store.schema import agents, check_state
@@ -99,6 +102,7 @@ class DueTimers:
         # unchanged silence or staleness is not written again on every poll. In memory: after a
         # restart it is told once more, as the same occurrence (counted once).
         self._told: dict[str, str] = {}
+        self._escalator = Escalator()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -143,8 +147,9 @@ class DueTimers:
         next_stale = self._judge_freshness(conn, now)
         self._tell_silences(conn, silences)
         self._engine.flapping_ended(conn, now)
+        next_escalation = self._escalator.run_due(conn, self._engine.customers, now)
         return _earliest(next_materialize, next_slot, next_silence, next_stale,
-                         self._engine.next_flapping_check_at(conn))
+                         self._engine.next_flapping_check_at(conn), next_escalation)
 
     # ---- job slots ------------------------------------------------------------------------
 
