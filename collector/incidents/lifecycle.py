@@ -219,6 +219,8 @@ class IncidentLifecycle:
             "acknowledged_by": None,
             "escalated_at": None,
             "escalation_level": 0,
+            # Escalation starts over too: back to the group the customer file gives it.
+            "assignment_group": customer.assignment_group,
             "recovered_at": None,
         }
         if verdict.evidence:
