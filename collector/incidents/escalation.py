@@ -15,6 +15,9 @@ The rule (docs/incidents.md):
   from the missed respond-by. If that time has passed too (the collector was down), it is
   counted from now instead: a group that is told only now cannot have answered before now, and
   one outage must not page every level at once.
+- It stops at level MAX_ESCALATION_LEVEL (10): an incident nobody took after ten
+  notifications stays open and overdue in the queue (its respond-by is left at the one it
+  missed), but pages nobody further; a 24x7 P2 would otherwise page every 30 minutes forever.
 - Maintenance windows do not stop it: a window suppresses *opening*; an incident that is open
   (it opened before the window) is real work somebody must take.
 
@@ -45,6 +48,8 @@ ESCALATION_BATCH = 200
 # A level with respond_within 0 would escalate again at every poll: never more often than this
 # (of the level's counted time).
 MIN_ESCALATION_INTERVAL = timedelta(minutes=15)
+# Escalations per incident at most (groups of a longer escalation list are never reached).
+MAX_ESCALATION_LEVEL = 10
 # An incident whose escalation throws is tried again this much later, not at every poll.
 RETRY_FAILED_AFTER = timedelta(hours=1)
 
@@ -116,9 +121,13 @@ def decide(incident: Unanswered, customer: CustomerFile, now: datetime) -> Escal
     terms = level_terms(customer, incident)
     calendar = ServiceCalendar.for_customer(customer, terms.counts)
     within = max(terms.respond_within, MIN_ESCALATION_INTERVAL)
-    respond_by = due_at(missed, within, calendar)
-    if respond_by <= now:
-        respond_by = due_at(now, within, calendar)
+    level = incident.escalation_level + 1
+    if level >= MAX_ESCALATION_LEVEL:
+        respond_by = missed  # the last one: nothing is due any more, it stays overdue
+    else:
+        respond_by = due_at(missed, within, calendar)
+        if respond_by <= now:
+            respond_by = due_at(now, within, calendar)
     group = next_group(incident.assignment_group, customer.escalation)
     missed_local = missed.astimezone(customer.zone)
     by = f"not acknowledged by {missed_local:%H:%M} ({customer.timezone})"
@@ -131,7 +140,7 @@ def decide(incident: Unanswered, customer: CustomerFile, now: datetime) -> Escal
     return Escalation(
         incident_id=incident.id,
         from_level=incident.escalation_level,
-        level=incident.escalation_level + 1,
+        level=level,
         escalated_at=missed,
         assignment_group=group or incident.assignment_group,
         group_changed=group is not None,
@@ -148,6 +157,7 @@ def _may_escalate(customer_ids: Iterable[str]) -> sa.ColumnElement[bool]:
     return sa.and_(incidents.c.state == "open",
                    incidents.c.respond_by.is_not(None),
                    incidents.c.recovered_at.is_(None),
+                   incidents.c.escalation_level < MAX_ESCALATION_LEVEL,
                    # A customer gone from the files has no terms and no sinks: left as it is.
                    incidents.c.customer.in_(sorted(customer_ids)))
 
