@@ -1,6 +1,6 @@
 """Escalation: an incident nobody acknowledged by its respond-by time goes to the next group.
 
-The rule (docs/incidents.md):
+The rule (docs/customers.md, `escalation`):
 
 - Only an incident in state `open` escalates: acknowledged means somebody has it, resolved
   means it is done. A reopened incident starts over at level 0 (the lifecycle clears the
