@@ -8,6 +8,7 @@ line it came from (the shape of dagster's `pydantic_yaml.py`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,4 +187,5 @@ def relative_to_config(path: Path, info: ValidationInfo) -> Path:
     config_path = (info.context or {}).get("config_path")
     if not config_path:
         return path
-    return Path(config_path).resolve().parent / path
+    # normpath: `config/../var/logs` reads as `var/logs` in evidence and messages.
+    return Path(os.path.normpath(Path(config_path).resolve().parent / path))

@@ -153,3 +153,19 @@ def matching(
             if e.watches_job_runs and e.applies_to_job(job) and e.applies_to_host(host)
         )
     return ()
+
+
+# Words that mark the line a desk wants to read first in a failed run's excerpt.
+_ERROR_WORDS = re.compile(r"(?i)\b(?:error|fatal|exception|traceback|failed|refused|denied)\b|"
+                          r"[A-Za-z]+(?:Error|Exception):")
+
+
+def failure_line(excerpt: str) -> str:
+    """The line of a failure's excerpt that says what went wrong: the last one that reads like
+    an error (`ConnectionResetError: ...`, `ERROR cannot reach db01`), else the last non-empty
+    one. A shell log's closing `END job exit=3` says less than the error above it."""
+    lines = [line.strip() for line in excerpt.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if _ERROR_WORDS.search(line):
+            return line
+    return lines[-1] if lines else ""

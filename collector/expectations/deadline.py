@@ -54,6 +54,7 @@ from collector.expectations.base import (
     Verdict,
     check_glob,
     compile_glob,
+    failure_line,
 )
 from collector.expectations.schedule import (
     check_schedule,
@@ -240,7 +241,7 @@ class JobScheduleExpectation(ExpectationBase):
             f"job {self.job} failed on {host} (run of {clock_time(slot.slot_at, slot.zone)}, "
             f"{exit_text})",
             f"run {run.run_id} failed, {exit_text}",
-            summary=f"run {run.run_id} failed: {_last_line(run.excerpt)}",
+            summary=f"run {run.run_id} failed: {failure_line(run.excerpt) or '(no log excerpt)'}",
             evidence=run.excerpt, evidence_source=run.source, occurrence=run.run_id,
         )
 
@@ -269,13 +270,6 @@ class JobScheduleExpectation(ExpectationBase):
             note = f"completed at {finished}"
         return Verdict(self.name, self.subject(slot.slot_at, zone), Outcome.RECOVERED,
                        run.observed_at, note=note)
-
-
-def _last_line(excerpt: str) -> str:
-    for line in reversed(excerpt.splitlines()):
-        if line.strip():
-            return line.strip()
-    return "(no log excerpt)"
 
 
 @dataclass(frozen=True, slots=True)

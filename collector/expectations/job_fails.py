@@ -24,6 +24,7 @@ from collector.expectations.base import (
     Verdict,
     check_glob,
     compile_glob,
+    failure_line,
 )
 from probes.result import JobOutcome, JobRun, one_line
 
@@ -57,7 +58,7 @@ class JobMustNotFailExpectation(ExpectationBase):
             return None
         exit_text = f"exit code {run.exit_code}" if run.exit_code is not None else "failed"
         title_detail = f" ({exit_text})" if run.exit_code is not None else ""
-        last_line = _last_line(run.excerpt)
+        last_line = failure_line(run.excerpt)
         return Verdict(
             self.name, run.job, Outcome.PROBLEM, run.observed_at,
             severity=self.severity,
@@ -72,11 +73,3 @@ class JobMustNotFailExpectation(ExpectationBase):
             runbook=self.runbook,
             occurrence=run.run_id,
         )
-
-
-def _last_line(excerpt: str) -> str:
-    """The excerpt's last non-empty line: usually the error a desk wants in the summary."""
-    for line in reversed(excerpt.splitlines()):
-        if line.strip():
-            return line.strip()
-    return ""

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from collector.customers import CustomerFile, CustomerSet
+from collector.expectations.base import failure_line
 from collector.report.shapes import (
     JOB_STATUS_ORDER,
     PROBLEM_STATUSES,
@@ -61,10 +62,10 @@ def _utc(moment: datetime | None) -> datetime | None:
 
 
 def failure_reason(excerpt: str, exit_code: int | None) -> str:
-    """One line for a failed run: the excerpt's last line (usually the error), else the exit."""
-    for line in reversed(excerpt.splitlines()):
-        if line.strip():
-            return one_line(line, REASON_MAX_CHARS)
+    """One line for a failed run: the excerpt's error line, else the exit code."""
+    line = failure_line(excerpt)
+    if line:
+        return one_line(line, REASON_MAX_CHARS)
     return f"exit code {exit_code}" if exit_code is not None else "failed"
 
 
