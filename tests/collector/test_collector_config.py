@@ -39,7 +39,7 @@ api_tokens:
     role: service_desk
     token_file: /run/secrets/desk.token
 """))
-    assert config.customers_dir == tmp_path / "etc" / ".." / "customers"
+    assert config.customers_dir == tmp_path / "customers"  # `etc/../customers`, normalised
     assert config.agents[0].token_file == tmp_path / "etc" / "tokens" / "web1.token"
     assert config.api_tokens[0].token_file == Path("/run/secrets/desk.token")
     assert config.api_tokens[0].customers == ["*"]
