@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,7 +42,7 @@ from collector.incidents.engine import IncidentEngine
 from collector.incidents.escalation import Escalator
 from collector.incidents.lifecycle import dedup_key
 from collector.incidents.maintenance import window_end_after
-from collector.store.schema import agents, check_state
+from collector.store.schema import agents, check_state, incidents
 from collector.store.writer import StoreWriter
 from probes.clock import Clock
 
@@ -102,6 +102,8 @@ class DueTimers:
         # unchanged silence or staleness is not written again on every poll. In memory: after a
         # restart it is told once more, as the same occurrence (counted once).
         self._told: dict[str, str] = {}
+        # (customer, agent_id) found silent by the last poll: the ones that may be back now.
+        self._silent_agents: set[tuple[str, str]] = set()
         self._escalator = Escalator()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -220,15 +222,20 @@ class DueTimers:
         the silences are told after freshness, with its held-back count."""
         silences: list[_Silence] = []
         next_due: datetime | None = None
+        found_silent: set[tuple[str, str]] = set()
         for customer in self._engine.customers:
             watches = [e for e in customer.expectations
                        if isinstance(e, AgentHeartbeatExpectation)]
             if not watches:
                 continue
+            name = customer.customer
+            allowances = [w.allowance(self._heartbeat_interval) for w in watches]
+            cut = now - min(allowances)
+            # Only agents that may be silent by now reach Python: a fleet of live agents costs
+            # two indexed-free scans in SQLite per poll, not a row object per agent.
             rows = conn.execute(
                 sa.select(agents.c.agent_id, agents.c.host, agents.c.last_seen_at)
-                .where(agents.c.customer == customer.customer,
-                       agents.c.last_seen_at.is_not(None))
+                .where(agents.c.customer == name, agents.c.last_seen_at <= cut)
             ).all()
             for row in rows:
                 last_seen = _utc(row.last_seen_at)
@@ -237,14 +244,51 @@ class DueTimers:
                         continue
                     silent_at = last_seen + expectation.allowance(self._heartbeat_interval)
                     if now >= silent_at:
-                        self._engine.mark_silent(customer.customer, row.host)
+                        self._engine.mark_silent(name, row.host)
+                        found_silent.add((name, row.agent_id))
                         silences.append(_Silence(customer, expectation, row.agent_id, row.host,
                                                  last_seen, silent_at))
-                        continue
-                    next_due = _earliest(next_due, silent_at)
-                    self._agent_back(conn, customer, expectation, row.agent_id, row.host,
-                                     last_seen)
+                    else:
+                        next_due = _earliest(next_due, silent_at)
+            # The next silence among the others: the oldest last word plus the shortest
+            # allowance (early for hosts no watch covers; then a poll finds nothing).
+            oldest_live = conn.execute(
+                sa.select(sa.func.min(agents.c.last_seen_at))
+                .where(agents.c.customer == name, agents.c.last_seen_at > cut)
+            ).scalar()
+            if oldest_live is not None:
+                next_due = _earliest(next_due, _utc(oldest_live) + min(allowances))
+            self._agents_back(conn, customer, watches, now, found_silent)
+        self._silent_agents = found_silent
         return silences, next_due
+
+    def _agents_back(self, conn: sa.Connection, customer: CustomerFile,
+                     watches: Sequence[AgentHeartbeatExpectation], now: datetime,
+                     silent_now: set[tuple[str, str]]) -> None:
+        """Resolve the silence of agents that talk again: those found silent by the last poll
+        and those with an open incident (after a restart the store is all there is)."""
+        name = customer.customer
+        candidates = {agent_id for (owner, agent_id) in self._silent_agents if owner == name}
+        candidates.update(
+            subject.removeprefix("agent:") for subject in conn.execute(
+                sa.select(incidents.c.subject).where(
+                    incidents.c.customer == name, incidents.c.state != "resolved",
+                    incidents.c.expectation.in_([w.name for w in watches]))
+            ).scalars())
+        for agent_id in sorted(candidates):
+            if (name, agent_id) in silent_now:
+                continue
+            row = conn.execute(
+                sa.select(agents.c.host, agents.c.last_seen_at)
+                .where(agents.c.agent_id == agent_id, agents.c.customer == name)
+            ).first()
+            if row is None or row.last_seen_at is None or not row.host:
+                continue
+            last_seen = _utc(row.last_seen_at)
+            for expectation in watches:
+                if (expectation.applies_to_host(row.host)
+                        and now < last_seen + expectation.allowance(self._heartbeat_interval)):
+                    self._agent_back(conn, customer, expectation, agent_id, row.host, last_seen)
 
     def _agent_back(self, conn: sa.Connection, customer: CustomerFile,
                     expectation: AgentHeartbeatExpectation, agent_id: str, host: str,
@@ -275,36 +319,61 @@ class DueTimers:
     # ---- stale checks ---------------------------------------------------------------------
 
     def _judge_freshness(self, conn: sa.Connection, now: datetime) -> datetime | None:
+        """Tell stale checks, resolve the ones that report again; returns the next staleness.
+
+        Only stale rows, and the rows of open freshness incidents, reach Python: with 50,000
+        checks reporting every few seconds, reading every row on each poll held the writer
+        (and with it every agent's ack) for about half a second (bench/incidents.py)."""
         next_due: datetime | None = None
         for customer in self._engine.customers:
-            watches = [e for e in customer.expectations
-                       if isinstance(e, CheckFreshnessExpectation)]
-            if not watches:
-                continue
-            rows = conn.execute(
-                sa.select(check_state.c.host, check_state.c.check_key, check_state.c.observed_at)
-                .where(check_state.c.customer == customer.customer)
-            ).all()
-            for row in rows:
-                observed = _utc(row.observed_at)
-                for expectation in watches:
-                    if not (expectation.watches(row.check_key)
-                            and expectation.applies_to_host(row.host)):
-                        continue
-                    stale_at = expectation.stale_at(observed)
-                    key = dedup_key(customer.customer, row.host, expectation.name,
-                                    row.check_key)
-                    if now >= stale_at:
-                        self._tell_stale(conn, customer, expectation, row.host, row.check_key,
-                                         observed, key)
-                        continue
-                    next_due = _earliest(next_due, stale_at)
-                    self._told.pop(key, None)
-                    if self._engine.is_open(conn, key):
-                        self._engine.apply_verdict(
-                            conn, customer, row.host,
-                            expectation.fresh(row.check_key, observed, customer.zone))
+            for expectation in customer.expectations:
+                if isinstance(expectation, CheckFreshnessExpectation):
+                    next_due = _earliest(next_due,
+                                         self._judge_one_freshness(conn, customer, expectation,
+                                                                   now))
         return next_due
+
+    def _judge_one_freshness(self, conn: sa.Connection, customer: CustomerFile,
+                             expectation: CheckFreshnessExpectation,
+                             now: datetime) -> datetime | None:
+        name = customer.customer
+        cut = now - expectation.max_age
+        stale_rows = conn.execute(
+            sa.select(check_state.c.host, check_state.c.check_key, check_state.c.observed_at)
+            .where(check_state.c.customer == name, check_state.c.observed_at <= cut)
+        ).all()
+        for row in stale_rows:
+            if expectation.watches(row.check_key) and expectation.applies_to_host(row.host):
+                key = dedup_key(name, row.host, expectation.name, row.check_key)
+                self._tell_stale(conn, customer, expectation, row.host, row.check_key,
+                                 _utc(row.observed_at), key)
+        # Fresh again: only a check with an open incident has anything to resolve.
+        open_rows = conn.execute(
+            sa.select(incidents.c.host, incidents.c.subject).where(
+                incidents.c.customer == name, incidents.c.expectation == expectation.name,
+                incidents.c.state != "resolved")
+        ).all()
+        for host, check_key in open_rows:
+            observed_at = conn.execute(
+                sa.select(check_state.c.observed_at).where(
+                    check_state.c.customer == name, check_state.c.host == host,
+                    check_state.c.check_key == check_key)
+            ).scalar()
+            if observed_at is None or _utc(observed_at) <= cut:
+                continue
+            key = dedup_key(name, host, expectation.name, check_key)
+            self._told.pop(key, None)
+            if self._engine.is_open(conn, key):
+                self._engine.apply_verdict(
+                    conn, customer, host,
+                    expectation.fresh(check_key, _utc(observed_at), customer.zone))
+        # The next staleness: the oldest fresh check (early for checks the glob leaves out;
+        # then a poll finds nothing).
+        oldest_fresh = conn.execute(
+            sa.select(sa.func.min(check_state.c.observed_at))
+            .where(check_state.c.customer == name, check_state.c.observed_at > cut)
+        ).scalar()
+        return None if oldest_fresh is None else expectation.stale_at(_utc(oldest_fresh))
 
     def _tell_stale(self, conn: sa.Connection, customer: CustomerFile,
                     expectation: CheckFreshnessExpectation, host: str, check_key: str,
