@@ -1,11 +1,8 @@
 from __future__ import annotations
 
 import hashlib
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from fastapi import FastAPI
 
 from collector.api.app import create_app
@@ -21,6 +17,7 @@ from collector.api.deps import ApiToken
 from collector.customers import CustomerSet, load_customer_text
 from collector.store.schema import agents, incident_events, incidents, metadata
 from probes.clock import ManualClock
+from tests.collector.live_server import live_server
 
 T0 = datetime(2025, 3, 4, 1, 0, tzinfo=UTC)
 TOKENS = {
@@ -90,28 +87,6 @@ def customers() -> CustomerSet:
     acme = load_customer_text("customer: acme\nname: ACME\ntimezone: Europe/Berlin\n",
                               Path("acme.yaml"))
     return CustomerSet({"acme": acme})
-
-
-@contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
-    """A real uvicorn server on a free loopback port, in a thread; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise AssertionError("the API server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 Serve = Callable[[FastAPI], str]

@@ -3,21 +3,15 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
-from fastapi import FastAPI
 
 from collector.api.app import create_app
 from collector.api.deps import ApiToken
@@ -26,32 +20,11 @@ from collector.incidents.engine import IncidentEngine
 from collector.store.schema import agents, metadata
 from probes.clock import ManualClock
 from probes.result import JobOutcome, JobRun, Result, Status
+from tests.collector.live_server import live_server
 
 REPO = Path(__file__).resolve().parents[3]
 # 01:30 UTC is 02:30 in Berlin (acme) and 20:30 the evening before in New York (globex).
 NIGHT = datetime(2025, 3, 4, 1, 30, tzinfo=UTC)
-
-
-@contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
-    """A real uvicorn server on a free loopback port, in a thread; yields its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise AssertionError("the API server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def _token(name: str, role: str, secret: str, *customers: str) -> ApiToken:
