@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import translate
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from probes.result import JobRun, Result
 
@@ -94,6 +94,10 @@ def check_glob(pattern: str) -> str:
             raise ValueError(f"unclosed '[' in glob {pattern!r}")
         bracket = pattern.find("[", close + 1)
     return pattern
+
+
+# A job-name or check-key glob, checked for typos when the customer file is loaded.
+Glob = Annotated[str, AfterValidator(check_glob)]
 
 
 class ExpectationBase(BaseModel):

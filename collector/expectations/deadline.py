@@ -49,10 +49,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from collector.durations import Duration, parse_duration
 from collector.expectations.base import (
     ExpectationBase,
+    Glob,
     Outcome,
     Severity,
     Verdict,
-    check_glob,
     compile_glob,
     failure_line,
 )
@@ -99,7 +99,7 @@ class JobScheduleExpectation(ExpectationBase):
     watches_job_runs: ClassVar[bool] = True
 
     kind: Literal["job_schedule"]
-    job: str
+    job: Glob
     schedule: str
     start_by: str | None = None
     complete_by: str
@@ -109,10 +109,6 @@ class JobScheduleExpectation(ExpectationBase):
 
     _job_re: re.Pattern[str] = PrivateAttr(default=re.compile(""))
 
-    @field_validator("job")
-    @classmethod
-    def _job_is_a_glob(cls, job: str) -> str:
-        return check_glob(job)
 
     @field_validator("schedule")
     @classmethod

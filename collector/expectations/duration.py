@@ -26,14 +26,14 @@ from datetime import UTC, datetime
 from typing import ClassVar, Literal, Self
 
 import sqlalchemy as sa
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from collector.expectations.base import (
     ExpectationBase,
+    Glob,
     Outcome,
     Severity,
     Verdict,
-    check_glob,
     compile_glob,
 )
 from collector.expectations.schedule import format_duration
@@ -45,7 +45,7 @@ class JobDurationExpectation(ExpectationBase):
     watches_job_runs: ClassVar[bool] = True
 
     kind: Literal["job_duration"]
-    job: str
+    job: Glob
     factor: float = Field(default=2.0, gt=1.0)
     min_factor: float | None = Field(default=None, gt=0.0, lt=1.0)
     window: int = Field(default=20, ge=3, le=500)
@@ -54,10 +54,6 @@ class JobDurationExpectation(ExpectationBase):
 
     _job_re: re.Pattern[str] = PrivateAttr(default=re.compile(""))
 
-    @field_validator("job")
-    @classmethod
-    def _job_is_a_glob(cls, job: str) -> str:
-        return check_glob(job)
 
     @model_validator(mode="after")
     def _history_fits_the_window(self) -> Self:

@@ -18,15 +18,15 @@ import re
 from datetime import datetime, tzinfo
 from typing import Literal
 
-from pydantic import PrivateAttr, field_validator
+from pydantic import PrivateAttr
 
 from collector.durations import Duration
 from collector.expectations.base import (
     ExpectationBase,
+    Glob,
     Outcome,
     Severity,
     Verdict,
-    check_glob,
     compile_glob,
 )
 from collector.expectations.schedule import clock_time, format_duration
@@ -34,16 +34,12 @@ from collector.expectations.schedule import clock_time, format_duration
 
 class CheckFreshnessExpectation(ExpectationBase):
     kind: Literal["check_freshness"]
-    check: str
+    check: Glob
     max_age: Duration
     severity: Severity = Severity.WARNING
 
     _check_re: re.Pattern[str] = PrivateAttr(default=re.compile(""))
 
-    @field_validator("check")
-    @classmethod
-    def _check_is_a_glob(cls, check: str) -> str:
-        return check_glob(check)
 
     def model_post_init(self, context: object, /) -> None:
         super().model_post_init(context)

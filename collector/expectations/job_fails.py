@@ -15,14 +15,14 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal
 
-from pydantic import PrivateAttr, field_validator
+from pydantic import PrivateAttr
 
 from collector.expectations.base import (
     ExpectationBase,
+    Glob,
     Outcome,
     Severity,
     Verdict,
-    check_glob,
     compile_glob,
     failure_line,
 )
@@ -33,15 +33,11 @@ class JobMustNotFailExpectation(ExpectationBase):
     watches_job_runs: ClassVar[bool] = True
 
     kind: Literal["job_must_not_fail"]
-    job: str
+    job: Glob
     severity: Severity = Severity.CRITICAL
 
     _job_re: re.Pattern[str] = PrivateAttr(default=re.compile(""))
 
-    @field_validator("job")
-    @classmethod
-    def _job_is_a_glob(cls, job: str) -> str:
-        return check_glob(job)
 
     def model_post_init(self, context: object, /) -> None:
         super().model_post_init(context)

@@ -35,14 +35,14 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal, Self
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from collector.expectations.base import (
     ExpectationBase,
+    Glob,
     Outcome,
     Severity,
     Verdict,
-    check_glob,
     compile_glob,
 )
 from probes.result import Result, Status
@@ -55,7 +55,7 @@ class ThresholdExpectation(ExpectationBase):
 
     kind: Literal["threshold"]
     # A check-key glob: `disk:*` for every mount, `disk:/data` for one.
-    check: str
+    check: Glob
     metric: str | None = Field(default=None, min_length=1, max_length=128)
     warn: float | None = None
     crit: float | None = None
@@ -67,10 +67,6 @@ class ThresholdExpectation(ExpectationBase):
 
     _check_re: re.Pattern[str] = PrivateAttr(default=re.compile(""))
 
-    @field_validator("check")
-    @classmethod
-    def _check_is_a_glob(cls, check: str) -> str:
-        return check_glob(check)
 
     @model_validator(mode="after")
     def _limits_fit_the_mode(self) -> Self:
