@@ -191,3 +191,21 @@ def test_batches_of_many_streams_are_all_committed_when_they_queue_up(
     assert sorted(acks) == sorted(10 * n + 10 for n in range(8))
     with store.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(results)).scalar() == 80
+
+
+def test_result_times_are_stored_in_the_same_text_form_as_every_other_time_column(
+    store: sa.Engine, writer: StoreWriter, clock: ManualClock
+) -> None:
+    # The results insert bypasses SQLAlchemy's per-row processing; its time strings must still
+    # be the dialect's own form, or string comparisons in range queries (retention, history)
+    # would compare two formats.
+    ingest = Ingest(writer, clock)
+    asyncio.run(ingest.commit_batch("web1", "acme", "web1", [_result(1, Status.OK, 0)]))
+    with store.connect() as conn:
+        stored = conn.execute(sa.text("SELECT observed_at, received_at FROM results")).one()
+        conn.execute(sa.text("CREATE TEMP TABLE probe_times (at DATETIME)"))
+        probe_times = sa.table("probe_times", sa.column("at", results.c.observed_at.type))
+        conn.execute(probe_times.insert().values(at=T0))
+        conn.execute(probe_times.insert().values(at=clock.now()))
+        written_by_sqlalchemy = conn.execute(sa.text("SELECT at FROM probe_times")).scalars()
+        assert tuple(stored) == tuple(written_by_sqlalchemy)
