@@ -112,3 +112,48 @@ def test_check_on_the_host_refuses_a_token_file_others_can_read(tmp_path: Path) 
     assert done.returncode == 1
     assert done.stderr.startswith(f"{path}:6: token_file: ")  # yaml.safe_dump: line 6
     assert f"chmod 600 {tmp_path / 'agent.token'}" in done.stderr
+
+
+def test_the_running_daemon_reads_job_logs_without_pythons_openssl_libraries(
+    tmp_path: Path,
+) -> None:
+    # agent/cli.py keeps ssl and _hashlib (OpenSSL's libcrypto, ~3 MiB resident) out when no
+    # probe needs TLS; the tailer's blake2b fingerprints must work without them.
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "night.log").write_text("START nightly run=1\nEND nightly run=1 exit=3\n")
+    joblog = {"name": "jobs", "type": "joblog", "interval_s": 1,
+              "paths": [str(logs / "*.log")], "jobs": [{"name": "nightly", "preset": "shell"}]}
+
+    async def scenario() -> tuple[list[str], str]:
+        collector = TinyCollector()
+        server, port = await start_server(collector)
+        config = write_agent_files(tmp_path, port, probes=[joblog])
+        log_file = tmp_path / "agent.log"
+        with log_file.open("wb") as log_out:
+            agent = await asyncio.create_subprocess_exec(
+                AGENT, "--config", str(config), stdout=log_out, stderr=log_out
+            )
+            try:
+                deadline = time.monotonic() + 30
+                while not any(item.HasField("job_run") for item in collector.items):
+                    assert time.monotonic() < deadline, log_file.read_text()
+                    assert agent.returncode is None, log_file.read_text()
+                    await asyncio.sleep(0.05)
+                maps = await asyncio.to_thread(Path(f"/proc/{agent.pid}/maps").read_text)
+                agent.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(agent.wait(), timeout=20)
+            finally:
+                if agent.returncode is None:
+                    agent.kill()
+                    await agent.wait()
+        await server.stop(0)
+        runs = [item.job_run.job for item in collector.items if item.HasField("job_run")]
+        return runs, maps
+
+    runs, maps = asyncio.run(scenario())
+    assert runs[-1] == "nightly"
+    mapped = {line.split()[-1].rsplit("/", 1)[-1] for line in maps.splitlines()
+              if len(line.split()) == 6}
+    assert sorted(name for name in mapped if name.startswith(("libcrypto", "libssl", "_ssl",
+                                                              "_hashlib"))) == []
