@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from collector.store.driver_rows import DriverInsert, time_to_db
 from collector.store.schema import check_state
 
 
@@ -109,36 +110,26 @@ def _upsert(dialect_insert: Any, keep_since_when_unchanged: bool) -> Any:
     )
 
 
+_COLUMNS = ("customer", "host", "check_key", "probe", "status", "summary", "metrics_json",
+            "observed_at", "status_since", "agent_id")
 # Built once: building the upsert (its `excluded` alias, its cache key) for every batch was a
 # third of the writer's time per small batch (bench/incidents.py, 5,000 agents). Both dialects
-# spell it the same way; only the import differs. Keyed by (dialect, keep_since_when_unchanged).
-_UPSERTS: Mapping[tuple[str, bool], Any] = MappingProxyType({
-    (name, keep): _upsert(dialect_insert, keep)
-    for name, dialect_insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+# spell it the same way; only the import differs. Keyed by keep_since_when_unchanged.
+_UPSERTS: Mapping[bool, DriverInsert] = MappingProxyType({
+    keep: DriverInsert(_upsert(sqlite.insert, keep), _upsert(postgresql.insert, keep), _COLUMNS)
     for keep in (True, False)
 })
 
 
-def _row(observation: CheckObservation) -> dict[str, Any]:
-    return {
-        "customer": observation.customer,
-        "host": observation.host,
-        "check_key": observation.check_key,
-        "probe": observation.probe,
-        "status": observation.status,
-        "summary": observation.summary,
-        "metrics_json": observation.metrics_json,
-        "observed_at": observation.observed_at,
-        "status_since": observation.status_since,
-        "agent_id": observation.agent_id,
-    }
-
-
 def upsert_check_states(conn: sa.Connection, observations: Sequence[CheckObservation]) -> None:
-    """Write folded observations (see fold_observations) into check_state."""
-    continuing = [_row(o) for o in observations if not o.status_changed_in_batch]
-    changed = [_row(o) for o in observations if o.status_changed_in_batch]
-    dialect = "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
-    for rows, keep_since_when_unchanged in ((continuing, True), (changed, False)):
-        if rows:
-            conn.execute(_UPSERTS[dialect, keep_since_when_unchanged], rows)
+    """Write folded observations (see CheckStateFolder) into check_state."""
+    stored_time = time_to_db(conn)
+    continuing: list[tuple[Any, ...]] = []
+    changed: list[tuple[Any, ...]] = []
+    for o in observations:
+        (changed if o.status_changed_in_batch else continuing).append((
+            o.customer, o.host, o.check_key, o.probe, o.status, o.summary, o.metrics_json,
+            stored_time(o.observed_at), stored_time(o.status_since), o.agent_id,
+        ))
+    _UPSERTS[True].execute(conn, continuing)
+    _UPSERTS[False].execute(conn, changed)

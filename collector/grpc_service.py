@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import grpc
+import sqlalchemy as sa
 import structlog
 from daybreak.v1 import stream_pb2, stream_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -25,6 +27,7 @@ from collector.auth import AgentAuthenticator, AuthenticatedAgent, bearer_token
 from collector.ingest import IncomingItem, Ingest
 from collector.store import agents as agent_rows
 from collector.store.audit import record_audit
+from collector.store.coalesce import Coalescer
 from collector.store.writer import StoreWriter
 from probes.clock import Clock
 from probes.result import (
@@ -186,6 +189,9 @@ class AgentStreamService(stream_pb2_grpc.AgentStreamServicer):
         self._heartbeat_interval_s = heartbeat_interval_s
         self._log = logger or structlog.get_logger("collector.grpc")
         self._streams: dict[str, _LiveStream] = {}
+        # Heartbeats are not awaited by the stream; those that arrive together are one write.
+        self._heartbeats: Coalescer[agent_rows.Heartbeat, None] = Coalescer(
+            writer, self._write_heartbeats, name="heartbeats")
         self._closing = False
         self._handlers_done = asyncio.Event()
         self._handlers_done.set()
@@ -293,6 +299,7 @@ class AgentStreamService(stream_pb2_grpc.AgentStreamServicer):
         )))
         log.info("stream.opened", host=host, version=version, peer=context.peer(),
                  acked_seq=acked_seq, agent_next_seq=hello.next_seq)
+        ingest_stream = self._ingest.stream(agent.agent_id, agent.customer, host)
 
         stop_waiter = asyncio.ensure_future(stream.stop_requested.wait())
         try:
@@ -312,15 +319,13 @@ class AgentStreamService(stream_pb2_grpc.AgentStreamServicer):
                     except BatchRejectedError as exc:
                         log.warning("stream.batch_rejected", error=str(exc))
                         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-                    acked_seq = await self._ingest.commit_batch(
-                        agent.agent_id, agent.customer, host, items
-                    )
+                    acked_seq = await ingest_stream.commit(items)
                     # After the commit, never before: the agent deletes what this covers.
                     await context.write(
                         stream_pb2.CollectorMessage(ack=stream_pb2.Ack(acked_seq=acked_seq))
                     )
                 elif body == "heartbeat":
-                    await self._record_heartbeat(agent.agent_id, message.heartbeat)
+                    self._record_heartbeat(agent.agent_id, message.heartbeat, log)
                 elif body == "command_result":
                     log.info("stream.command_result", command_id=message.command_result.command_id)
                 elif body == "hello":
@@ -328,7 +333,8 @@ class AgentStreamService(stream_pb2_grpc.AgentStreamServicer):
         finally:
             stop_waiter.cancel()
 
-    async def _record_heartbeat(self, agent_id: str, heartbeat: stream_pb2.Heartbeat) -> None:
+    def _record_heartbeat(self, agent_id: str, heartbeat: stream_pb2.Heartbeat,
+                          log: structlog.typing.FilteringBoundLogger) -> None:
         figures = agent_rows.HeartbeatFigures(
             spool_depth=heartbeat.spool_depth,
             results_dropped=heartbeat.results_dropped,
@@ -336,9 +342,20 @@ class AgentStreamService(stream_pb2_grpc.AgentStreamServicer):
             cpu_percent=heartbeat.cpu_percent,
             uptime_s=heartbeat.uptime_s,
         )
-        await self._writer.run(
-            lambda conn: agent_rows.record_heartbeat(conn, agent_id, figures, at=self._clock.now())
-        )
+        written = self._heartbeats.add(agent_rows.Heartbeat(agent_id, self._clock.now(), figures))
+
+        def failed(done: Future[None]) -> None:
+            if not done.cancelled() and done.exception() is not None:
+                log.warning("stream.heartbeat_not_stored", error=str(done.exception()))
+
+        written.add_done_callback(failed)
+
+    @staticmethod
+    def _write_heartbeats(
+        conn: sa.Connection, heartbeats: Sequence[agent_rows.Heartbeat]
+    ) -> list[None]:
+        agent_rows.record_heartbeats(conn, heartbeats)
+        return [None] * len(heartbeats)
 
     async def _refuse(
         self,

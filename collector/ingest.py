@@ -11,15 +11,22 @@ The rules (docs/wire-contract.md says them from the agent's side):
 - Expectations are evaluated after the commit, in a transaction of their own: an evaluation that
   fails is logged and never loses or un-acks the batch.
 
+- Once a batch of a stream fails, the stream's later batches are refused until the agent
+  reconnects: committing them would move acked_seq past the failed one.
+
 All writes go through the StoreWriter's one thread. Batches from several streams that queue up
-while a commit runs are committed together; that is where the throughput comes from.
+while the writer is busy are stored by one job (collector/store/coalesce.py): one results
+insert, one check-state upsert, one agents update and one evaluation transaction for all of
+them. That is where the throughput comes from, at 4 streams as at 5,000.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -28,9 +35,11 @@ import sqlalchemy as sa
 import structlog
 
 from collector.check_state import CheckStateFolder, upsert_check_states
-from collector.store.agents import acked_seq_of
+from collector.store.agents import acked_seqs_of, record_acked_seqs
 from collector.store.audit import record_audit
-from collector.store.schema import agents, job_runs, results
+from collector.store.coalesce import Coalescer
+from collector.store.driver_rows import DriverInsert, time_to_db
+from collector.store.schema import job_runs, results
 from collector.store.writer import StoreWriter
 from probes.clock import Clock
 from probes.result import Item, JobOutcome, JobRun, Result
@@ -74,26 +83,10 @@ class CommittedBatch:
     refused: int = 0
 
 
-_RESULT_COLUMNS = (
+_INSERT_RESULTS = DriverInsert(results.insert(), results.insert(), (
     "agent_id", "seq", "customer", "host", "probe", "check_key", "status", "metrics_json",
     "summary", "detail", "observed_at", "received_at",
-)
-_SQLITE_INSERT_RESULTS = (
-    f"INSERT INTO results ({', '.join(_RESULT_COLUMNS)}) "  # noqa: S608 - constant names
-    f"VALUES ({', '.join('?' for _ in _RESULT_COLUMNS)})"
-)
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _time_processor(conn: sa.Connection) -> Any:
-    # The dialect's own processor (a generic type's `bind_processor` is None on SQLite, and the
-    # value would then reach the sqlite3 module's default adapter, which writes another format).
-    column_type = results.c.observed_at.type.dialect_impl(conn.dialect)
-    processor = column_type.bind_processor(conn.dialect)
-    return processor if processor is not None else _identity
+))
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -112,7 +105,44 @@ def _metrics_json(metrics: Any) -> str:
     return _METRICS_ENCODER.encode(metrics if isinstance(metrics, dict) else dict(metrics))
 
 
+class StreamFailedError(RuntimeError):
+    """An earlier batch of this stream failed: later ones must not commit before it does."""
+
+
+class IngestStream:
+    """One agent stream's batches. Once one of them fails, the stream's later batches are
+    refused rather than committed: their seqs would move acked_seq past the failed batch,
+    and the agent would delete it from its spool. The agent reconnects and resends from its
+    last ack, in a new stream.
+    """
+
+    def __init__(self, ingest: Ingest, agent_id: str, customer: str, host: str) -> None:
+        self._ingest = ingest
+        self.agent_id = agent_id
+        self.customer = customer
+        self.host = host
+        # Set in the writer thread only; read there too.
+        self.failed = False
+
+    async def commit(self, items: Sequence[IncomingItem]) -> int:
+        """Commit a batch; returns the agent's new acked_seq once it is committed.
+
+        Items must be in ascending seq order.
+        """
+        committed = await asyncio.wrap_future(self._ingest.queue(_QueuedBatch(self, items)))
+        return committed.acked_seq
+
+
+@dataclass(frozen=True, slots=True)
+class _QueuedBatch:
+    stream: IngestStream
+    items: Sequence[IncomingItem]
+
+
 class Ingest:
+    """Batches queued while the writer is busy are stored together, by one writer job: one
+    results insert, one check-state upsert and one agents update for all of them."""
+
     def __init__(
         self,
         writer: StoreWriter,
@@ -120,93 +150,124 @@ class Ingest:
         evaluator: ItemEvaluator | None = None,
         logger: structlog.typing.FilteringBoundLogger | None = None,
     ) -> None:
-        self._writer = writer
         self._clock = clock
         self._evaluator = evaluator
         self._log = logger or structlog.get_logger("collector.ingest")
+        self._batches: Coalescer[_QueuedBatch, CommittedBatch] = Coalescer(
+            writer,
+            self._store_batches,
+            after_commit=self._evaluate if evaluator is not None else None,
+            on_failure=self._stop_streams,
+            name="ingest",
+        )
+
+    def stream(self, agent_id: str, customer: str, host: str) -> IngestStream:
+        """`customer` is the one the agent's credential is bound to; `host` is the stream's
+        host, used for items that name none."""
+        return IngestStream(self, agent_id, customer, host)
 
     async def commit_batch(
         self, agent_id: str, customer: str, host: str, items: Sequence[IncomingItem]
     ) -> int:
-        """Commit the batch; returns the agent's new acked_seq once it is committed.
+        """Commit one batch outside any stream (a stream of its own)."""
+        return await self.stream(agent_id, customer, host).commit(items)
 
-        `customer` is the one the agent's credential is bound to; `host` is the stream's host,
-        used for items that name none. Items must be in ascending seq order.
-        """
-        committed = await self._writer.run(
-            lambda conn: self._store(conn, agent_id, customer, host, items),
-            self._evaluate if self._evaluator is not None else None,
-        )
-        return committed.acked_seq
+    def queue(self, batch: _QueuedBatch) -> Future[CommittedBatch]:
+        return self._batches.add(batch)
 
     # ---- in the writer thread ------------------------------------------------------------
 
-    def _store(
-        self,
-        conn: sa.Connection,
-        agent_id: str,
-        customer: str,
-        host: str,
-        items: Sequence[IncomingItem],
-    ) -> CommittedBatch:
-        received_at = self._clock.now()
-        stored_acked_seq = acked_seq_of(conn, agent_id)
-        fresh = [i for i in items if i.seq > stored_acked_seq]
-        # An item that names no host is the stream's host's.
-        accepted = [i if i.host else replace(i, host=host) for i in fresh if i.customer == customer]
-        refused = [i for i in fresh if i.customer != customer]
-        if refused:
-            self._refuse(conn, agent_id, customer, refused, received_at)
+    def _stop_streams(self, batches: Sequence[_QueuedBatch], error: BaseException) -> None:
+        """The job's commit failed: its streams' later batches (maybe queued already) must wait
+        for a reconnect."""
+        for batch in batches:
+            batch.stream.failed = True
 
-        # SQLite gets the driver's executemany with rows as tuples: SQLAlchemy's per-row
-        # parameter processing was the largest cost of a batch (bench/ingest.py). Times are
-        # turned into the column's stored form by the column type's own bind processor, so both
-        # paths store identical values.
-        driver_fast_path = conn.dialect.name == "sqlite"
-        time_to_db = _time_processor(conn) if driver_fast_path else _identity
-        received_at_db = time_to_db(received_at)
+    def _store_batches(
+        self, conn: sa.Connection, batches: Sequence[_QueuedBatch]
+    ) -> list[CommittedBatch | BaseException]:
+        refused_stream = StreamFailedError("an earlier batch of this stream failed; reconnect")
+        live = [b for b in batches if not b.stream.failed]
+        if len(live) == len(batches):
+            try:
+                with conn.begin_nested():
+                    return list(self._store(conn, batches))
+            except Exception as exc:  # noqa: BLE001 - isolated below
+                if len(batches) == 1:
+                    batches[0].stream.failed = True
+                    self._log.exception("ingest.batch_failed", agent_id=batches[0].stream.agent_id,
+                                        error=str(exc))
+                    return [exc]
+                self._log.warning("ingest.group_failed_isolating", batches=len(batches),
+                                  error=str(exc))
+        # One batch may be bad: store each alone, in order, within this job, so that no later
+        # batch of its stream can commit before it.
+        outcomes: list[CommittedBatch | BaseException] = []
+        for batch in batches:
+            if batch.stream.failed:
+                outcomes.append(refused_stream)
+                continue
+            try:
+                with conn.begin_nested():
+                    outcomes.extend(self._store(conn, [batch]))
+            except Exception as exc:  # noqa: BLE001 - this batch's caller gets it
+                batch.stream.failed = True
+                self._log.exception("ingest.batch_failed", agent_id=batch.stream.agent_id,
+                                    error=str(exc))
+                outcomes.append(exc)
+        return outcomes
+
+    def _store(self, conn: sa.Connection, batches: Sequence[_QueuedBatch]) -> list[CommittedBatch]:
+        received_at = self._clock.now()
+        acked_seqs = acked_seqs_of(conn, {b.stream.agent_id for b in batches})
+
+        # Rows as tuples for the driver (collector/store/driver_rows.py).
+        stored_time = time_to_db(conn)
+        received_at_db = stored_time(received_at)
         result_rows: list[tuple[Any, ...]] = []
         folder = CheckStateFolder()
-        for incoming in accepted:
-            item = incoming.item
-            item_host = incoming.host
-            if isinstance(item, Result):
-                observed_at = item.observed_at.astimezone(UTC)
-                metrics_json = _metrics_json(item.metrics)
-                status = item.status.name
-                result_rows.append((
-                    agent_id, incoming.seq, customer, item_host, item.probe, item.check, status,
-                    metrics_json, item.summary, item.detail, time_to_db(observed_at),
-                    received_at_db,
-                ))
-                folder.observe(customer, item_host, item.check, item.probe, status, item.summary,
-                               metrics_json, observed_at, agent_id)
-            else:
-                _upsert_job_run(conn, agent_id, customer, item_host, item)
-        if result_rows:
-            if driver_fast_path:
-                conn.exec_driver_sql(_SQLITE_INSERT_RESULTS, result_rows)
-            else:
-                conn.execute(results.insert(), [dict(zip(_RESULT_COLUMNS, row, strict=True))
-                                                for row in result_rows])
-        observations = folder.observations()
-        if observations:
-            upsert_check_states(conn, observations)
-
-        acked_seq = max(stored_acked_seq, items[-1].seq if items else 0)
-        conn.execute(
-            agents.update()
-            .where(agents.c.agent_id == agent_id)
-            .values(acked_seq=acked_seq, last_seen_at=received_at)
-        )
-        return CommittedBatch(
-            agent_id=agent_id,
-            customer=customer,
-            acked_seq=acked_seq,
-            accepted=accepted,
-            replayed=len(items) - len(fresh),
-            refused=len(refused),
-        )
+        committed: list[CommittedBatch] = []
+        for batch in batches:
+            stream, items = batch.stream, batch.items
+            agent_id, customer = stream.agent_id, stream.customer
+            stored_acked_seq = acked_seqs.get(agent_id, 0)
+            fresh = [i for i in items if i.seq > stored_acked_seq]
+            # An item that names no host is the stream's host's.
+            accepted = [i if i.host else replace(i, host=stream.host)
+                        for i in fresh if i.customer == customer]
+            refused = [i for i in fresh if i.customer != customer]
+            if refused:
+                self._refuse(conn, agent_id, customer, refused, received_at)
+            for incoming in accepted:
+                item = incoming.item
+                item_host = incoming.host
+                if isinstance(item, Result):
+                    observed_at = item.observed_at.astimezone(UTC)
+                    metrics_json = _metrics_json(item.metrics)
+                    status = item.status.name
+                    result_rows.append((
+                        agent_id, incoming.seq, customer, item_host, item.probe, item.check,
+                        status, metrics_json, item.summary, item.detail,
+                        stored_time(observed_at), received_at_db,
+                    ))
+                    folder.observe(customer, item_host, item.check, item.probe, status,
+                                   item.summary, metrics_json, observed_at, agent_id)
+                else:
+                    _upsert_job_run(conn, agent_id, customer, item_host, item)
+            acked_seq = max(stored_acked_seq, items[-1].seq if items else 0)
+            acked_seqs[agent_id] = acked_seq
+            committed.append(CommittedBatch(
+                agent_id=agent_id,
+                customer=customer,
+                acked_seq=acked_seq,
+                accepted=accepted,
+                replayed=len(items) - len(fresh),
+                refused=len(refused),
+            ))
+        _INSERT_RESULTS.execute(conn, result_rows)
+        upsert_check_states(conn, folder.observations())
+        record_acked_seqs(conn, {b.agent_id: b.acked_seq for b in committed}, at=received_at)
+        return committed
 
     def _refuse(
         self,
@@ -239,22 +300,29 @@ class Ingest:
             last_seq=refused[-1].seq,
         )
 
-    def _evaluate(self, conn: sa.Connection, batch: CommittedBatch) -> None:
-        if self._evaluator is None or not batch.accepted:
+    def _evaluate(
+        self, conn: sa.Connection, outcomes: Sequence[CommittedBatch | BaseException]
+    ) -> None:
+        if self._evaluator is None:
             return
-        by_host: dict[str, list[Item]] = defaultdict(list)
-        for incoming in batch.accepted:
-            by_host[incoming.host].append(incoming.item)
+        # Per (agent, customer, host), items in the order they were committed.
+        units: dict[tuple[str, str, str], list[Item]] = defaultdict(list)
+        for batch in outcomes:
+            if isinstance(batch, CommittedBatch):
+                for incoming in batch.accepted:
+                    units[(batch.agent_id, batch.customer, incoming.host)].append(incoming.item)
+        if not units:
+            return
         try:
-            # One savepoint for the batch. A savepoint per host cost two more SQLite calls per
+            # One savepoint for the job. A savepoint per host cost two more SQLite calls per
             # host (a relay's batch names dozens), a quarter of the writer's time at 5,000 hosts
             # (bench/incidents.py); hosts are isolated only when one of them fails, below.
             with conn.begin_nested():
-                for host, items in by_host.items():
-                    self._evaluator.on_items(conn, batch.agent_id, batch.customer, host, items)
-        except Exception as exc:  # noqa: BLE001 - the batch is committed and acked already
-            if len(by_host) == 1:
-                self._evaluation_failed(batch, next(iter(by_host)), len(batch.accepted), exc)
+                for (agent_id, customer, host), items in units.items():
+                    self._evaluator.on_items(conn, agent_id, customer, host, items)
+        except Exception as exc:  # noqa: BLE001 - the batches are committed and acked already
+            if len(units) == 1:
+                self._evaluation_failed(*next(iter(units.items())), exc)
                 return
             self._forget_rolled_back()
         else:
@@ -263,19 +331,20 @@ class Ingest:
         # each in a savepoint of its own, so only the failing host's is lost. Counts the engine
         # keeps in memory (threshold streaks) see the hosts judged before the failure twice;
         # this path runs only when an evaluation raises.
-        for host, items in by_host.items():
+        for (agent_id, customer, host), items in units.items():
             try:
                 with conn.begin_nested():
-                    self._evaluator.on_items(conn, batch.agent_id, batch.customer, host, items)
-            except Exception as exc:  # noqa: BLE001 - the batch is committed and acked already
-                self._evaluation_failed(batch, host, len(items), exc)
+                    self._evaluator.on_items(conn, agent_id, customer, host, items)
+            except Exception as exc:  # noqa: BLE001 - the batches are committed and acked already
+                self._evaluation_failed((agent_id, customer, host), items, exc)
 
-    def _evaluation_failed(self, batch: CommittedBatch, host: str, items: int,
+    def _evaluation_failed(self, unit: tuple[str, str, str], items: Sequence[Item],
                            exc: Exception) -> None:
         """Called while handling `exc`: logged with its traceback."""
+        agent_id, customer, host = unit
         self._log.exception(
-            "ingest.evaluation_failed", agent_id=batch.agent_id, customer=batch.customer,
-            host=host, items=items, error=str(exc),
+            "ingest.evaluation_failed", agent_id=agent_id, customer=customer,
+            host=host, items=len(items), error=str(exc),
         )
         self._forget_rolled_back()
 

@@ -6,7 +6,7 @@ gRPC service through the store writer.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -58,6 +58,33 @@ def acked_seq_of(conn: sa.Connection, agent_id: str) -> int:
     return int(value or 0)
 
 
+def acked_seqs_of(conn: sa.Connection, agent_ids: Collection[str]) -> dict[str, int]:
+    """The stored acked_seq of each of these agents (a missing agent: absent)."""
+    if not agent_ids:
+        return {}
+    rows = conn.execute(
+        sa.select(agents.c.agent_id, agents.c.acked_seq)
+        .where(agents.c.agent_id.in_(list(agent_ids)))
+    )
+    return {agent_id: int(acked or 0) for agent_id, acked in rows}
+
+
+_RECORD_ACKED = (
+    agents.update()
+    .where(agents.c.agent_id == sa.bindparam("b_agent_id"))
+    .values(acked_seq=sa.bindparam("b_acked_seq"), last_seen_at=sa.bindparam("b_at"))
+)
+
+
+def record_acked_seqs(conn: sa.Connection, acked: Mapping[str, int], *, at: datetime) -> None:
+    """One statement, executed for every agent: what a group of batches committed."""
+    if acked:
+        conn.execute(_RECORD_ACKED, [
+            {"b_agent_id": agent_id, "b_acked_seq": seq, "b_at": at}
+            for agent_id, seq in acked.items()
+        ])
+
+
 def mark_connected(
     conn: sa.Connection, agent_id: str, *, host: str, version: str, at: datetime
 ) -> int:
@@ -78,24 +105,58 @@ def mark_disconnected(conn: sa.Connection, agent_id: str, *, at: datetime) -> No
     )
 
 
-def record_heartbeat(
-    conn: sa.Connection, agent_id: str, figures: HeartbeatFigures, *, at: datetime
-) -> None:
-    before = conn.execute(
-        sa.select(agents.c.results_dropped).where(agents.c.agent_id == agent_id)
-    ).scalar_one_or_none()
-    if before is not None and before != figures.results_dropped:
-        conn.execute(agent_dropped.insert().values(
-            agent_id=agent_id, at=at, results_dropped=figures.results_dropped))
-    conn.execute(
-        agents.update()
-        .where(agents.c.agent_id == agent_id)
-        .values(
-            last_seen_at=at,
-            spool_depth=figures.spool_depth,
-            results_dropped=figures.results_dropped,
-            rss_bytes=figures.rss_bytes,
-            cpu_percent=figures.cpu_percent,
-            uptime_s=figures.uptime_s,
-        )
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    agent_id: str
+    at: datetime
+    figures: HeartbeatFigures
+
+
+_RECORD_HEARTBEAT = (
+    agents.update()
+    .where(agents.c.agent_id == sa.bindparam("b_agent_id"))
+    .values(
+        last_seen_at=sa.bindparam("b_at"),
+        spool_depth=sa.bindparam("b_spool_depth"),
+        results_dropped=sa.bindparam("b_results_dropped"),
+        rss_bytes=sa.bindparam("b_rss_bytes"),
+        cpu_percent=sa.bindparam("b_cpu_percent"),
+        uptime_s=sa.bindparam("b_uptime_s"),
     )
+)
+
+
+def record_heartbeats(conn: sa.Connection, heartbeats: Sequence[Heartbeat]) -> None:
+    """Heartbeats in the order they arrived: each agent's latest figures are kept, and every
+    move of its dropped-results counter is recorded in agent_dropped."""
+    if not heartbeats:
+        return
+    latest = {beat.agent_id: beat for beat in heartbeats}
+    dropped_before: dict[str, int] = {
+        agent_id: dropped for agent_id, dropped in conn.execute(
+            sa.select(agents.c.agent_id, agents.c.results_dropped)
+            .where(agents.c.agent_id.in_(list(latest)))
+        )
+    }
+    moves: list[dict[str, object]] = []
+    for beat in heartbeats:
+        before = dropped_before.get(beat.agent_id)
+        dropped = beat.figures.results_dropped
+        if before is not None and before != dropped:
+            moves.append({"agent_id": beat.agent_id, "at": beat.at, "results_dropped": dropped})
+        if before is not None:
+            dropped_before[beat.agent_id] = dropped
+    if moves:
+        conn.execute(agent_dropped.insert(), moves)
+    conn.execute(_RECORD_HEARTBEAT, [
+        {
+            "b_agent_id": beat.agent_id,
+            "b_at": beat.at,
+            "b_spool_depth": beat.figures.spool_depth,
+            "b_results_dropped": beat.figures.results_dropped,
+            "b_rss_bytes": beat.figures.rss_bytes,
+            "b_cpu_percent": beat.figures.cpu_percent,
+            "b_uptime_s": beat.figures.uptime_s,
+        }
+        for beat in latest.values()
+    ])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from collector.store.agents import HeartbeatFigures, record_heartbeat
+from collector.store.agents import Heartbeat, HeartbeatFigures, record_heartbeats
 from collector.store.engine import open_store
 from collector.store.schema import agent_dropped, agents
 
@@ -23,8 +23,12 @@ def test_a_heartbeat_records_the_dropped_counter_only_when_it_moves(tmp_path: Pa
     engine = open_store(f"sqlite:///{tmp_path / 'daybreak.db'}")
     with engine.begin() as conn:
         conn.execute(agents.insert().values(agent_id="a1", customer="acme", token_sha256="x" * 64))
-        for minute, dropped in enumerate([0, 0, 7, 7, 7, 12]):
-            record_heartbeat(conn, "a1", figures(dropped), at=T0 + timedelta(minutes=minute))
+        beats = [Heartbeat("a1", T0 + timedelta(minutes=minute), figures(dropped))
+                 for minute, dropped in enumerate([0, 0, 7, 7, 7, 12])]
+        # One at a time, and then the same again in one call, as the writer groups them.
+        for beat in beats[:3]:
+            record_heartbeats(conn, [beat])
+        record_heartbeats(conn, beats[3:])
     with engine.connect() as conn:
         history = conn.execute(sa.select(agent_dropped.c.at, agent_dropped.c.results_dropped)
                                .order_by(agent_dropped.c.id)).all()

@@ -43,7 +43,7 @@ def test_every_batch_keeps_or_moves_status_since_per_check(store: sa.Engine) -> 
 def test_the_postgresql_upsert_is_an_on_conflict_update_keeping_status_since() -> None:
     from collector.check_state import _UPSERTS
 
-    sql = str(_UPSERTS["postgresql", True].compile(dialect=POSTGRESQL))
+    sql = str(_UPSERTS[True].portable.compile(dialect=POSTGRESQL))
     assert "ON CONFLICT (customer, host, check_key) DO UPDATE" in sql
     assert "CASE WHEN (check_state.status = excluded.status)" in sql
-    assert "CASE" not in str(_UPSERTS["postgresql", False].compile(dialect=POSTGRESQL))
+    assert "CASE" not in str(_UPSERTS[False].portable.compile(dialect=POSTGRESQL))

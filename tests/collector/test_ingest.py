@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from structlog.testing import capture_logs
 
-from collector.ingest import IncomingItem, Ingest
+from collector.ingest import IncomingItem, Ingest, StreamFailedError
 from collector.store.schema import agents, audit_log, check_state, job_runs, results
 from collector.store.writer import StoreWriter
 from probes.clock import ManualClock
 from probes.result import Item, JobOutcome, JobRun, Result, Status
+from tests.collector.test_coalesce import hold_writer
 
 T0 = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
@@ -209,3 +210,70 @@ def test_result_times_are_stored_in_the_same_text_form_as_every_other_time_colum
         conn.execute(probe_times.insert().values(at=clock.now()))
         written_by_sqlalchemy = conn.execute(sa.text("SELECT at FROM probe_times")).scalars()
         assert tuple(stored) == tuple(written_by_sqlalchemy)
+
+
+def test_batches_queued_together_are_stored_by_one_job_and_each_gets_its_own_ack(
+    store: sa.Engine, writer: StoreWriter, clock: ManualClock
+) -> None:
+    ingest = Ingest(writer, clock)
+    release = hold_writer(writer)
+
+    async def scenario() -> list[int]:
+        web1 = ingest.stream("web1", "acme", "web1")
+        db1 = ingest.stream("db1", "globex", "db1")
+        commits = [
+            asyncio.ensure_future(web1.commit([_result(1, Status.OK, 0),
+                                               _result(2, Status.OK, 1)])),
+            asyncio.ensure_future(db1.commit([_result(5, Status.OK, 0, check="disk:/db",
+                                                      customer="globex")])),
+            asyncio.ensure_future(web1.commit([_result(3, Status.WARN, 2)])),
+        ]
+        await asyncio.sleep(0.05)
+        release.set()
+        return list(await asyncio.gather(*commits))
+
+    assert asyncio.run(scenario()) == [2, 5, 3]
+    with store.connect() as conn:
+        acked = dict(conn.execute(sa.select(agents.c.agent_id, agents.c.acked_seq)).all())
+        assert acked == {"web1": 3, "db1": 5}
+        assert conn.execute(sa.select(sa.func.count()).select_from(results)).scalar() == 4
+    assert _status_row(store) == ("WARN", (T0 + timedelta(minutes=2)).replace(tzinfo=None))
+
+
+def test_after_a_failed_batch_the_streams_later_batches_are_refused_and_others_commit(
+    store: sa.Engine, writer: StoreWriter, clock: ManualClock
+) -> None:
+    # A job run without a run id breaks a NOT NULL column: the store refuses that batch. The
+    # stream's next batch was already queued in the same job; committing it would move
+    # web1's acked_seq past the failed batch, and the agent would delete it from its spool.
+    bad = IncomingItem(1, "acme", "web1", JobRun(
+        probe="etl-log", job="nightly-load", run_id=None,  # type: ignore[arg-type]
+        outcome=JobOutcome.FAILED, observed_at=T0))
+    ingest = Ingest(writer, clock)
+    release = hold_writer(writer)
+
+    async def scenario() -> list[int | BaseException]:
+        web1 = ingest.stream("web1", "acme", "web1")
+        db1 = ingest.stream("db1", "globex", "db1")
+        commits = [
+            asyncio.ensure_future(web1.commit([bad])),
+            asyncio.ensure_future(web1.commit([_result(2, Status.OK, 1)])),
+            asyncio.ensure_future(db1.commit([_result(7, Status.OK, 0, customer="globex")])),
+        ]
+        await asyncio.sleep(0.05)
+        release.set()
+        return list(await asyncio.gather(*commits, return_exceptions=True))
+
+    with capture_logs():
+        outcomes = asyncio.run(scenario())
+    assert isinstance(outcomes[0], sa.exc.IntegrityError)
+    assert isinstance(outcomes[1], StreamFailedError)
+    assert outcomes[2] == 7
+    with store.connect() as conn:
+        acked = dict(conn.execute(sa.select(agents.c.agent_id, agents.c.acked_seq)).all())
+        assert acked == {"web1": 0, "db1": 7}
+        assert conn.execute(sa.select(results.c.agent_id)).scalars().all() == ["db1"]
+
+    # The agent reconnects (a new stream) and resends: the good batch commits now.
+    assert asyncio.run(ingest.stream("web1", "acme", "web1").commit(
+        [_result(2, Status.OK, 1)])) == 2
