@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -83,48 +83,82 @@ class LineScanner:
 
     def __init__(self, patterns: Sequence[str], *, use_re2: bool = True) -> None:
         self._source = _prefilter_source(patterns).encode("utf-8")
-        self._search_re: Any = re.compile(self._source).search if patterns else None
-        self._search_re2: Any = None
+        self._start_re: MatchStart | None = None
+        if patterns:
+            self._start_re = _search_start(re.compile(self._source).search)
+        self._start_re2: MatchStart | None = None
         self._try_re2 = bool(patterns) and use_re2
         self.engine = "re"
 
-    def _search_for(self, size: int) -> Any:
-        if size >= RE2_MIN_BLOCK_BYTES and self._try_re2:
-            self._try_re2 = False  # one attempt: re2 is there and takes the pattern, or not
-            try:
-                re2 = importlib.import_module("re2")
-                options = re2.Options()
-                # Latin-1: every byte is a character, as in a Python bytes pattern, so invalid
-                # UTF-8 in a log line cannot hide a match.
-                options.encoding = re2.Options.Encoding.LATIN1
-                options.never_capture = True
-                options.log_errors = False
-                self._search_re2 = re2.compile(self._source, options).search
-                self.engine = "re2"
-            except ImportError:
-                pass
-            except Exception as exc:  # noqa: BLE001 - re2 refuses some syntax: `re` still works
-                log.info("joblog.re2_unusable", error=str(exc))
-        if size >= RE2_MIN_BLOCK_BYTES and self._search_re2 is not None:
-            return self._search_re2
-        return self._search_re
+    def _load_re2(self) -> None:
+        self._try_re2 = False  # one attempt: re2 is there and takes the pattern, or not
+        try:
+            re2 = importlib.import_module("re2")
+            options = re2.Options()
+            # Latin-1: every byte is a character, as in a Python bytes pattern, so invalid
+            # UTF-8 in a log line cannot hide a match.
+            options.encoding = re2.Options.Encoding.LATIN1
+            options.never_capture = True
+            options.log_errors = False
+            self._start_re2 = _re2_start(re2, re2.compile(self._source, options))
+            self.engine = "re2"
+        except ImportError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - re2 refuses some syntax: `re` still works
+            log.info("joblog.re2_unusable", error=str(exc))
 
     def candidate_lines(self, data: bytes) -> Iterator[tuple[int, int]]:
         size = len(data)
-        search = self._search_for(size)
-        if search is None:
+        match_start = self._start_re
+        if size >= RE2_MIN_BLOCK_BYTES:
+            if self._try_re2:
+                self._load_re2()
+            match_start = self._start_re2 or match_start
+        if match_start is None:
             return
         pos = 0
         while pos < size:
-            hit = search(data, pos)
-            if hit is None:
+            hit = match_start(data, pos)
+            if hit < 0:
                 return
-            start = data.rfind(b"\n", 0, hit.start()) + 1
-            end = data.find(b"\n", hit.start())
+            start = data.rfind(b"\n", 0, hit) + 1
+            end = data.find(b"\n", hit)
             if end < 0:
                 end = size
             yield start, end
             pos = end + 1
+
+
+# Where the first match at or after a position starts in a block; -1: none.
+MatchStart = Callable[[bytes, int], int]
+
+
+def _search_start(search: Callable[[bytes, int], re.Match[bytes] | None]) -> MatchStart:
+    def match_start(data: bytes, pos: int) -> int:
+        found = search(data, pos)
+        return -1 if found is None else found.start()
+
+    return match_start
+
+
+def _re2_start(re2: Any, compiled: Any) -> MatchStart:
+    """The compiled RE2's own Match when this google-re2 exposes it: its Python search wraps
+    every call in a generator and a match object (a tenth of the scan's cost on 64 KiB blocks,
+    where hits are rare). Else the public search."""
+    raw = getattr(compiled, "_regexp", None)
+    anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
+    try:
+        if raw is not None and anchor is not None and raw.Match(anchor, b"x", 0, 1):
+            raw_match = raw.Match
+
+            def match_start(data: bytes, pos: int) -> int:
+                start: int = raw_match(anchor, data, pos, len(data))[0][0]
+                return start
+
+            return match_start
+    except Exception as exc:  # noqa: BLE001 - an internal that changed: the public API works
+        log.info("joblog.re2_internal_unusable", error=str(exc))
+    return _search_start(compiled.search)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +231,8 @@ class _PendingFailure:
     continuation: re.Pattern[bytes]
     before: list[str]
     failure_line: str
+    # Where the finished JobRun goes in the matcher's items.
+    index: int
 
 
 class JobMatcher:
@@ -229,10 +265,15 @@ class JobMatcher:
         self._closed: dict[str, dict[str, Any]] = {}
         self._opened_in_file: dict[str, str] = {}
         self._tails: dict[str, list[str]] = {}
+        # The last block fed, whose last lines are not in _tails yet: taking them costs a few
+        # microseconds, and a backlog is thousands of blocks of which only a file's last one,
+        # or one before a failure at the top of the next, needs them.
+        self._untailed: LineBlock | None = None
 
     # ----------------------------------------------------------------- state
 
     def snapshot(self) -> dict[str, Any]:
+        self._settle_tail()
         return {
             "open": dict(self._open),
             "closed": dict(self._closed),
@@ -247,9 +288,11 @@ class JobMatcher:
         self._closed = dict(state.get("closed", {}))
         self._opened_in_file = dict(state.get("opened_in_file", {}))
         self._tails = {k: list(v) for k, v in state.get("tails", {}).items()}
+        self._untailed = None
 
     def forget_files(self, live_keys: set[str]) -> None:
         """Drop the context of files the tailer no longer tracks."""
+        self._settle_tail()
         self._tails = {k: v for k, v in self._tails.items() if k in live_keys}
 
     # ----------------------------------------------------------------- matching
@@ -269,6 +312,8 @@ class JobMatcher:
 
     def feed(self, block: LineBlock) -> None:
         data = block.data
+        if self._untailed is not None and self._untailed.key != block.key:
+            self._settle_tail()
         for pending in [p for p in self._pending if p.key == block.key]:
             self._collect_after(pending, data, 0)
         jobs = self._jobs_for(block.path)
@@ -279,11 +324,26 @@ class JobMatcher:
                     event = job.classify(line)
                     if event is not None:
                         self._on_event(job, *event, block, line_start, line_end)
-        self._remember_tail(block)
+        if self._untailed is not None and not self._holds_context(data):
+            self._settle_tail()  # this block's tail continues the one before
+        self._untailed = block
+
+    def _holds_context(self, data: bytes) -> bool:
+        """Whether the block alone has the lines the next block's failures may need."""
+        cut = len(data) - 1
+        for _ in range(self.context_lines):
+            cut = data.rfind(b"\n", 0, cut)
+            if cut < 0:
+                return False
+        return True
+
+    def _settle_tail(self) -> None:
+        block = self._untailed
+        self._untailed = None
+        if block is not None and self.context_lines > 0:
+            self._remember_tail(block)
 
     def _remember_tail(self, block: LineBlock) -> None:
-        if self.context_lines == 0:
-            return
         data = block.data
         cut = len(data) - 1
         for _ in range(self.context_lines):
@@ -307,6 +367,7 @@ class JobMatcher:
         lines = [self._text(x) for x in data[cut + 1 : line_start - 1].split(b"\n")]
         lines = lines if line_start > 0 else []
         if len(lines) < count:
+            self._settle_tail()  # the block before this one, from the same file
             lines = self._tails.get(block.key, [])[-(count - len(lines)) :] + lines
         return lines[-count:]
 
@@ -389,6 +450,7 @@ class JobMatcher:
             continuation=job.continuation,
             before=self._before(block, line_start, job.excerpt_before),
             failure_line=self._text(block.data[line_start:line_end]),
+            index=len(self._items),
         )
         self._items.append(pending)
         self._pending.append(pending)
@@ -426,9 +488,8 @@ class JobMatcher:
         if pending in self._pending:
             self._pending.remove(pending)
         excerpt = self._excerpt(pending)
-        index = next(i for i, item in enumerate(self._items) if item is pending)
         run = pending.run
-        self._items[index] = JobRun(
+        self._items[pending.index] = JobRun(
             probe=run.probe, job=run.job, run_id=run.run_id, outcome=run.outcome,
             observed_at=run.observed_at, started_at=run.started_at,
             finished_at=run.finished_at, exit_code=run.exit_code, excerpt=excerpt,
