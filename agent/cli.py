@@ -111,6 +111,14 @@ def _leave_out_openssl_hashes() -> None:
         sys.modules["_hashlib"] = None  # type: ignore[assignment]
 
 
+def _leave_out_libyaml() -> None:
+    """`import yaml` loads PyYAML's libyaml binding whenever it is installed (about 0.3 MiB
+    resident); the agent never uses it: probes/configfile.py parses with the pure-Python
+    SafeLoader, whose nodes carry the line numbers of its error messages."""
+    if "yaml" not in sys.modules:
+        sys.modules["yaml._yaml"] = None  # type: ignore[assignment]
+
+
 def _let_in_python_tls() -> None:
     """Lift the blocks: the next `import ssl` (in the probe that needs it) loads it normally,
     with OpenSSL's libcrypto, so `_hashlib` is no longer kept out either. asyncio, already
@@ -124,6 +132,7 @@ def _let_in_python_tls() -> None:
 def serve(path: Path) -> int:
     _leave_out_python_tls()
     _leave_out_openssl_hashes()
+    _leave_out_libyaml()
     _leave_out_rich()
     import asyncio
     import random

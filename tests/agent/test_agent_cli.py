@@ -114,11 +114,12 @@ def test_check_on_the_host_refuses_a_token_file_others_can_read(tmp_path: Path) 
     assert f"chmod 600 {tmp_path / 'agent.token'}" in done.stderr
 
 
-def test_the_running_daemon_reads_job_logs_without_pythons_openssl_libraries(
+def test_the_running_daemon_reads_its_config_and_job_logs_without_openssl_or_libyaml(
     tmp_path: Path,
 ) -> None:
     # agent/cli.py keeps ssl and _hashlib (OpenSSL's libcrypto, ~3 MiB resident) out when no
-    # probe needs TLS; the tailer's blake2b fingerprints must work without them.
+    # probe needs TLS, and PyYAML's libyaml binding always: the tailer's blake2b fingerprints
+    # and the config's YAML must work without them.
     logs = tmp_path / "logs"
     logs.mkdir()
     (logs / "night.log").write_text("START nightly run=1\nEND nightly run=1 exit=3\n")
@@ -155,5 +156,5 @@ def test_the_running_daemon_reads_job_logs_without_pythons_openssl_libraries(
     assert runs[-1] == "nightly"
     mapped = {line.split()[-1].rsplit("/", 1)[-1] for line in maps.splitlines()
               if len(line.split()) == 6}
-    assert sorted(name for name in mapped if name.startswith(("libcrypto", "libssl", "_ssl",
-                                                              "_hashlib"))) == []
+    unused = ("libcrypto", "libssl", "_ssl.", "_hashlib.", "_yaml.", "libyaml")
+    assert sorted(name for name in mapped if name.startswith(unused)) == []
