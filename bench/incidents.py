@@ -605,7 +605,9 @@ def _run(args: argparse.Namespace, rng: random.Random, root: Path) -> int:
         profiler = None
         if args.profile is not None:
             profiler = subprocess.Popen(
-                [str(BIN / "py-spy"), "record", "--pid", str(collector.pid), "--threads",
+                # --gil: only the thread holding the GIL is sampled, so the profile shows where
+                # the collector's one core of Python goes, not which threads wait for it.
+                [str(BIN / "py-spy"), "record", "--pid", str(collector.pid), "--threads", "--gil",
                  "--format", "raw", "--rate", "200", "--duration", str(int(args.measure)),
                  "--output", str(args.profile)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

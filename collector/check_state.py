@@ -12,8 +12,7 @@ one row per check first, in sequence order, so the upsert writes each check once
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -23,22 +22,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from collector.store.driver_rows import DriverInsert, time_to_db
 from collector.store.schema import check_state
-
-
-@dataclass(frozen=True, slots=True)
-class CheckObservation:
-    customer: str
-    host: str
-    check_key: str
-    probe: str
-    status: str
-    summary: str
-    metrics_json: str
-    observed_at: datetime
-    agent_id: str
-    # When this status began, as far as the batch can tell.
-    status_since: datetime
-    status_changed_in_batch: bool = False
 
 
 class CheckStateFolder:
@@ -65,26 +48,22 @@ class CheckStateFolder:
         else:
             self._latest[key] = (fields, observed_at, True)
 
-    def observations(self) -> list[CheckObservation]:
-        return [
-            CheckObservation(
-                customer=customer, host=host, check_key=check_key, probe=probe, status=status,
-                summary=summary, metrics_json=metrics_json, observed_at=observed_at,
-                agent_id=agent_id, status_since=since, status_changed_in_batch=changed,
-            )
-            for (customer, host, check_key), (
-                (probe, status, summary, metrics_json, observed_at, agent_id), since, changed
-            ) in self._latest.items()
-        ]
-
-
-def fold_observations(observations: Iterable[CheckObservation]) -> list[CheckObservation]:
-    """One observation per check, as the module docstring says; input in sequence order."""
-    folder = CheckStateFolder()
-    for o in observations:
-        folder.observe(o.customer, o.host, o.check_key, o.probe, o.status, o.summary,
-                       o.metrics_json, o.observed_at, o.agent_id)
-    return folder.observations()
+    def write(self, conn: sa.Connection) -> None:
+        """Upsert the folded checks into check_state, one statement per kind."""
+        stored_time = time_to_db(conn)
+        continuing: list[tuple[Any, ...]] = []
+        changed: list[tuple[Any, ...]] = []
+        for (customer, host, check_key), (fields, since, changed_in_batch) in (
+                self._latest.items()):
+            probe, status, summary, metrics_json, observed_at, agent_id = fields
+            (changed if changed_in_batch else continuing).append((
+                customer, host, check_key, probe, status, summary, metrics_json,
+                stored_time(observed_at), stored_time(since), agent_id,
+            ))
+        # A check whose status changed within the batch takes the batch's status_since; the
+        # others keep the stored one when the stored status is the same.
+        _UPSERTS[True].execute(conn, continuing)
+        _UPSERTS[False].execute(conn, changed)
 
 
 def _upsert(dialect_insert: Any, keep_since_when_unchanged: bool) -> Any:
@@ -120,16 +99,3 @@ _UPSERTS: Mapping[bool, DriverInsert] = MappingProxyType({
     for keep in (True, False)
 })
 
-
-def upsert_check_states(conn: sa.Connection, observations: Sequence[CheckObservation]) -> None:
-    """Write folded observations (see CheckStateFolder) into check_state."""
-    stored_time = time_to_db(conn)
-    continuing: list[tuple[Any, ...]] = []
-    changed: list[tuple[Any, ...]] = []
-    for o in observations:
-        (changed if o.status_changed_in_batch else continuing).append((
-            o.customer, o.host, o.check_key, o.probe, o.status, o.summary, o.metrics_json,
-            stored_time(o.observed_at), stored_time(o.status_since), o.agent_id,
-        ))
-    _UPSERTS[True].execute(conn, continuing)
-    _UPSERTS[False].execute(conn, changed)

@@ -34,7 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 import sqlalchemy as sa
 import structlog
 
-from collector.check_state import CheckStateFolder, upsert_check_states
+from collector.check_state import CheckStateFolder
 from collector.store.agents import acked_seqs_of, record_acked_seqs
 from collector.store.audit import record_audit
 from collector.store.coalesce import Coalescer
@@ -265,7 +265,7 @@ class Ingest:
                 refused=len(refused),
             ))
         _INSERT_RESULTS.execute(conn, result_rows)
-        upsert_check_states(conn, folder.observations())
+        folder.write(conn)
         record_acked_seqs(conn, {b.agent_id: b.acked_seq for b in committed}, at=received_at)
         return committed
 

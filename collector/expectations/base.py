@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import translate
@@ -139,24 +138,6 @@ class ExpectationBase(BaseModel):
 
     def evaluate_job_run(self, host: str, run: JobRun) -> Verdict | None:
         return None
-
-
-def matching(
-    expectations: Sequence[ExpectationBase], host: str, *, check_key: str | None = None,
-    job: str | None = None,
-) -> tuple[ExpectationBase, ...]:
-    """The expectations that judge this check key (or job) on this host, in file order."""
-    if check_key is not None:
-        return tuple(
-            e for e in expectations
-            if e.watches_results and e.applies_to_check(check_key) and e.applies_to_host(host)
-        )
-    if job is not None:
-        return tuple(
-            e for e in expectations
-            if e.watches_job_runs and e.applies_to_job(job) and e.applies_to_host(host)
-        )
-    return ()
 
 
 # Words that mark the line a desk wants to read first in a failed run's excerpt.

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 import structlog
 
 from collector.customers import CustomerFile, CustomerSet
-from collector.expectations.base import ExpectationBase, Verdict, matching
+from collector.expectations.base import ExpectationBase, Verdict
 from collector.expectations.deadline import JobScheduleExpectation, SlotBook
 from collector.expectations.duration import JobDurationExpectation
 from collector.expectations.duration import judge_run as judge_duration
@@ -37,15 +37,11 @@ from collector.incidents.lifecycle import (
     IncidentLifecycle,
     dedup_key,
 )
+from collector.incidents.routing import Routes
 from collector.outbox import enqueue, enqueue_event
 from probes.clock import Clock
 from probes.result import Item, JobRun, Result
 
-# Routes are cached per (customer, host, check key or job); a fleet has far fewer distinct
-# keys than this (5,000 hosts x 10 checks), and a runaway check-key space cannot eat memory.
-ROUTE_CACHE_MAX = 200_000
-
-_RouteKey = tuple[str, str, bool, str]
 # Changes that move a key between problem and fine: what flapping counts.
 _FLIPS = frozenset({ChangeKind.OPENED, ChangeKind.REOPENED, ChangeKind.RESOLVED,
                     ChangeKind.RECOVERED})
@@ -56,7 +52,7 @@ class IncidentEngine:
         self._customers = customers
         self._clock = clock
         self._lifecycle = IncidentLifecycle(clock)
-        self._routes: dict[_RouteKey, tuple[ExpectationBase, ...]] = {}
+        self._routes = Routes()
         self._open_keys: set[str] | None = None
         self._log = structlog.get_logger("collector.incidents")
         self.slots = SlotBook()
@@ -76,7 +72,7 @@ class IncidentEngine:
     def replace_customers(self, customers: CustomerSet) -> None:
         """Judge from now on with a reloaded set; open incidents stay as they are."""
         self._customers = customers
-        self._routes = {}
+        self._routes = Routes()
 
     def invalidate(self) -> None:
         """Forget the cached open keys; call after rolling back a transaction given to
@@ -93,7 +89,7 @@ class IncidentEngine:
             self._open_keys = self._lifecycle.open_dedup_keys(conn)
         for item in items:
             if isinstance(item, Result):
-                for expectation in self._route(customer_file, host, True, item.check):
+                for expectation in self._routes.route(customer_file, host, True, item.check):
                     verdict = expectation.evaluate_result(host, item)
                     if verdict is None:
                         continue
@@ -104,7 +100,7 @@ class IncidentEngine:
                         continue
                     self._apply(conn, customer_file, host, verdict, agent_id)
             else:
-                for expectation in self._route(customer_file, host, False, item.job):
+                for expectation in self._routes.route(customer_file, host, False, item.job):
                     for verdict in self._judge_job_run(conn, customer_file, expectation, host,
                                                        item):
                         self._apply(conn, customer_file, host, verdict, agent_id)
@@ -181,19 +177,6 @@ class IncidentEngine:
     def next_flapping_check_at(self, conn: sa.Connection) -> datetime | None:
         return self._flaps.next_check_at(conn)
 
-    def _route(self, customer: CustomerFile, host: str, is_result: bool,
-               subject: str) -> tuple[ExpectationBase, ...]:
-        key = (customer.customer, host, is_result, subject)
-        found = self._routes.get(key)
-        if found is None:
-            if is_result:
-                found = matching(customer.expectations, host, check_key=subject)
-            else:
-                found = matching(customer.expectations, host, job=subject)
-            if len(self._routes) >= ROUTE_CACHE_MAX:
-                self._routes = {}
-            self._routes[key] = found
-        return found
 
     def _apply(self, conn: sa.Connection, customer: CustomerFile, host: str, verdict: Verdict,
                agent_id: str, *, hold_if_silent: bool = True) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from collector.check_state import CheckStateFolder, upsert_check_states
+from collector.check_state import CheckStateFolder
 from collector.store.engine import WRITER
 from collector.store.schema import check_state
 
@@ -21,7 +21,7 @@ def _batch(conn: sa.Connection, minute: int, statuses: dict[tuple[str, str], lis
         for offset, status in enumerate(seen):
             at = T0 + timedelta(minutes=minute, seconds=offset)
             folder.observe("acme", host, check, "p", status, status, "{}", at, "relay")
-    upsert_check_states(conn, folder.observations())
+    folder.write(conn)
 
 
 def _rows(conn: sa.Connection) -> dict[tuple[str, str], tuple[str, datetime]]:
