@@ -17,6 +17,11 @@ Each run (`TailRun.blocks()`) reads, in this order, so that lines come out oldes
 Memory is bounded: files are read in chunks no larger than `max_line_bytes`, so only the first
 line of a buffer can be over-long; such a line is cut (its head kept and marked) and the rest
 skipped up to its newline, across chunks and runs. One file is open at a time.
+
+Every file operation goes through a `FileAccess` (glob, stat, a folder's entries, open for
+reading): `LocalFileAccess` (the os module) by default; the SSH form passes a snapshot of a
+remote host's listing and bytes (probes/joblog/snapshot.py), so the same decisions are made
+on both sides.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import os
 import stat
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO
+from typing import Protocol
 
 import structlog
 
@@ -97,9 +102,74 @@ class TailerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FileStat:
+    """What the tailer needs of a stat(2) (symlinks followed)."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    is_regular: bool
+
+    @property
+    def key(self) -> str:
+        return file_key(self.device, self.inode)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderEntry:
+    path: str
+    name: str
+    # The entry's own inode (a symlink's, not its target's), as os.DirEntry.inode() gives.
+    inode: int
+
+
+class ByteSource(Protocol):
+    """An open file, read at offsets."""
+
+    def seek(self, offset: int, /) -> int: ...
+
+    def read(self, size: int, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class FileAccess(Protocol):
+    """The file operations the tailer makes; each raises OSError when the file system does."""
+
+    def glob(self, pattern: str) -> list[str]:
+        """Paths matching a glob.glob(recursive=True) pattern; never raises."""
+        ...
+
+    def stat(self, path: str) -> FileStat: ...
+
+    def folder_entries(self, folder: str) -> list[FolderEntry]: ...
+
+    def open(self, path: str) -> ByteSource: ...
+
+
+class LocalFileAccess:
+    """The local file system, through the os module."""
+
+    def glob(self, pattern: str) -> list[str]:
+        return glob.glob(pattern, recursive=True)
+
+    def stat(self, path: str) -> FileStat:
+        st = os.stat(path)
+        return FileStat(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, stat.S_ISREG(st.st_mode))
+
+    def folder_entries(self, folder: str) -> list[FolderEntry]:
+        with os.scandir(folder) as entries:
+            return [FolderEntry(e.path, e.name, e.inode()) for e in entries]
+
+    def open(self, path: str) -> ByteSource:
+        return open(path, "rb")  # the caller closes it
+
+
+@dataclass(frozen=True, slots=True)
 class _Seen:
     path: str
-    st: os.stat_result
+    st: FileStat
 
 
 class TailRun:
@@ -109,8 +179,14 @@ class TailRun:
     never writes anything.
     """
 
-    def __init__(self, settings: TailerSettings, positions: Mapping[str, FilePosition]) -> None:
+    def __init__(
+        self,
+        settings: TailerSettings,
+        positions: Mapping[str, FilePosition],
+        access: FileAccess | None = None,
+    ) -> None:
         self._settings = settings
+        self._files: FileAccess = access if access is not None else LocalFileAccess()
         self._old = dict(positions)
         self.positions: dict[str, FilePosition] = {}
         self.problems: list[str] = []
@@ -123,20 +199,20 @@ class TailRun:
     def _scan(self) -> dict[str, _Seen]:
         seen: dict[str, _Seen] = {}
         for pattern in self._settings.globs:
-            for path in sorted(glob.glob(pattern, recursive=True)):
+            for path in sorted(self._files.glob(pattern)):
                 if path.endswith(self._settings.skip_suffixes):
                     continue
                 try:
-                    st = os.stat(path)
+                    st = self._files.stat(path)
                 except OSError as exc:
                     self.problems.append(f"{path}: {exc.strerror}")
                     continue
-                if not stat.S_ISREG(st.st_mode):
+                if not st.is_regular:
                     continue
-                seen.setdefault(file_key(st.st_dev, st.st_ino), _Seen(path, st))
+                seen.setdefault(st.key, _Seen(path, st))
         if len(seen) > self._settings.max_files:
             # Read the most recently written files; the others keep their positions.
-            newest = sorted(seen.items(), key=lambda kv: kv[1].st.st_mtime_ns, reverse=True)
+            newest = sorted(seen.items(), key=lambda kv: kv[1].st.mtime_ns, reverse=True)
             self.problems.append(
                 f"{len(seen)} files match, reading the {self._settings.max_files} newest "
                 "(raise max_files)"
@@ -150,12 +226,11 @@ class TailRun:
     def _find_by_inode(self, pos: FilePosition) -> _Seen | None:
         folder = os.path.dirname(pos.path) or "."
         try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    if entry.inode() == pos.inode:
-                        st = os.stat(entry.path)
-                        if st.st_dev == pos.device and stat.S_ISREG(st.st_mode):
-                            return _Seen(entry.path, st)
+            for entry in self._files.folder_entries(folder):
+                if entry.inode == pos.inode:
+                    st = self._files.stat(entry.path)
+                    if st.device == pos.device and st.is_regular:
+                        return _Seen(entry.path, st)
         except OSError:
             return None
         return None
@@ -165,25 +240,25 @@ class TailRun:
         folder = os.path.dirname(pos.path) or "."
         base = os.path.basename(pos.path)
         try:
-            with os.scandir(folder) as entries:
-                names = sorted(e.path for e in entries if e.name.startswith(base))
+            names = sorted(
+                e.path for e in self._files.folder_entries(folder) if e.name.startswith(base)
+            )
         except OSError:
             return
         for path in names:
             if path == pos.path or path.endswith(self._settings.skip_suffixes):
                 continue
             try:
-                st = os.stat(path)
+                st = self._files.stat(path)
             except OSError:
                 continue
-            key = file_key(st.st_dev, st.st_ino)
-            if key not in exclude and stat.S_ISREG(st.st_mode) and st.st_size >= pos.offset:
+            if st.key not in exclude and st.is_regular and st.size >= pos.offset:
                 yield _Seen(path, st)
 
     # ----------------------------------------------------------------- checks
 
     @staticmethod
-    def _still_same(f: BinaryIO, size: int, pos: FilePosition) -> bool:
+    def _still_same(f: ByteSource, size: int, pos: FilePosition) -> bool:
         """Whether the bytes this position vouches for are still in the file, unchanged."""
         # Shrinking below what was seen means truncation, even when no whole line was read yet.
         if size < max(pos.offset, pos.head_len, pos.size_seen):
@@ -220,7 +295,7 @@ class TailRun:
                 rewritten.append(pos)
                 from_start.append((away, True))
                 continue
-            if pos.rotated_away and away.st.st_size == pos.size_seen:
+            if pos.rotated_away and away.st.size == pos.size_seen:
                 # Rotated and no longer written: flush a last line without newline, then forget.
                 old_first.append((away, replace(pos, path=away.path), False))
                 continue
@@ -239,15 +314,14 @@ class TailRun:
         for pos in rewritten:
             copy = self._find_copy(pos, seen, claimed)
             if copy is not None:
-                claimed.add(file_key(copy.st.st_dev, copy.st.st_ino))
-                copy_key = file_key(copy.st.st_dev, copy.st.st_ino)
-                in_glob = seen.pop(copy_key, None) is not None
-                start = replace(pos, path=copy.path, device=copy.st.st_dev,
-                                inode=copy.st.st_ino, rotated_away=not in_glob)
+                claimed.add(copy.st.key)
+                in_glob = seen.pop(copy.st.key, None) is not None
+                start = replace(pos, path=copy.path, device=copy.st.device,
+                                inode=copy.st.inode, rotated_away=not in_glob)
                 old_first.append((copy, start, True))
         from_start.extend((found, False) for found in seen.values())
         # Oldest write first: a copy made before the live file was written again comes first.
-        from_start.sort(key=lambda item: (item[0].st.st_mtime_ns, item[0].path))
+        from_start.sort(key=lambda item: (item[0].st.mtime_ns, item[0].path))
 
         for found, pos, keep in old_first:
             yield from self._read(found, pos, flush_partial=not keep, keep=keep)
@@ -255,16 +329,21 @@ class TailRun:
             yield from self._read(found, pos, flush_partial=False, keep=True)
         for found, is_away in from_start:
             fresh = FilePosition(
-                found.path, found.st.st_dev, found.st.st_ino, rotated_away=is_away
+                found.path, found.st.device, found.st.inode, rotated_away=is_away
             )
             yield from self._read(found, fresh, flush_partial=False, keep=True)
 
     def _check(self, found: _Seen, pos: FilePosition) -> bool:
         try:
-            with open(found.path, "rb") as f:
-                return self._still_same(f, found.st.st_size, pos)
+            f = self._files.open(found.path)
         except OSError:
             return True  # unreadable now: _read reports it and keeps the position
+        try:
+            return self._still_same(f, found.st.size, pos)
+        except OSError:
+            return True
+        finally:
+            f.close()
 
     def _find_copy(
         self, pos: FilePosition, seen: Mapping[str, _Seen], claimed: set[str]
@@ -273,16 +352,21 @@ class TailRun:
             return None
         candidates: Iterable[_Seen] = [*seen.values(), *self._copy_candidates(pos, claimed)]
         for cand in candidates:
-            cand_key = file_key(cand.st.st_dev, cand.st.st_ino)
-            if cand_key in claimed or cand.st.st_size < pos.offset:
+            if cand.st.key in claimed or cand.st.size < pos.offset:
                 continue
             try:
-                with open(cand.path, "rb") as f:
-                    if self._still_same(f, cand.st.st_size, pos):
-                        log.info("joblog.copy_found", path=cand.path, of=pos.path)
-                        return cand
+                f = self._files.open(cand.path)
             except OSError:
                 continue
+            try:
+                same = self._still_same(f, cand.st.size, pos)
+            except OSError:
+                continue
+            finally:
+                f.close()
+            if same:
+                log.info("joblog.copy_found", path=cand.path, of=pos.path)
+                return cand
         return None
 
     def _budget_left(self) -> int | None:
@@ -298,7 +382,7 @@ class TailRun:
                 self.positions[pos.key] = self._old[pos.key]
             return
         try:
-            f = open(found.path, "rb")  # noqa: SIM115 - closed in finally, generator spans yields
+            f = self._files.open(found.path)  # closed in finally: the generator spans yields
         except OSError as exc:
             self.problems.append(f"{found.path}: {exc.strerror}")
             if pos.key in self._old:
@@ -317,7 +401,7 @@ class TailRun:
             f.close()
 
     @staticmethod
-    def _fingerprint(f: BinaryIO, pos: FilePosition) -> FilePosition:
+    def _fingerprint(f: ByteSource, pos: FilePosition) -> FilePosition:
         # The head covers a pending partial line too: appends never change bytes already written.
         head_len = min(HEAD_BYTES, pos.size_seen)
         f.seek(0)
@@ -330,7 +414,7 @@ class TailRun:
         )
 
     def _read_lines(
-        self, f: BinaryIO, pos: FilePosition, *, flush_partial: bool
+        self, f: ByteSource, pos: FilePosition, *, flush_partial: bool
     ) -> Generator[LineBlock, None, FilePosition]:
         limit = self._settings.max_line_bytes
         # No chunk longer than a line may be: then only a buffer's first line can be over-long.
@@ -389,8 +473,9 @@ class TailRun:
 class Tailer:
     """Builds a TailRun per probe run from the last committed positions."""
 
-    def __init__(self, settings: TailerSettings) -> None:
+    def __init__(self, settings: TailerSettings, access: FileAccess | None = None) -> None:
         self.settings = settings
+        self._access = access
 
     def start_run(self, positions: Mapping[str, FilePosition]) -> TailRun:
-        return TailRun(self.settings, positions)
+        return TailRun(self.settings, positions, self._access)
