@@ -19,6 +19,7 @@ when the agent calls `commit`, after the items are spooled.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -43,7 +44,13 @@ from probes.joblog.patterns import (
     compile_line_pattern,
 )
 from probes.joblog.presets import PRESETS
-from probes.joblog.tailer import COMPRESSED_SUFFIXES, FilePosition, Tailer, TailerSettings
+from probes.joblog.tailer import (
+    COMPRESSED_SUFFIXES,
+    FilePosition,
+    Tailer,
+    TailerSettings,
+    TailRun,
+)
 from probes.result import EXCERPT_MAX_BYTES, Item, JobOutcome, Result, Status
 
 log = structlog.get_logger(__name__)
@@ -163,19 +170,62 @@ class JoblogConfig(ProbeConfigBase):
         return [str(relative_to_config(Path(glob), info)) for glob in globs]
 
 
+def tailer_settings(config: JoblogConfig) -> TailerSettings:
+    return TailerSettings(
+        globs=tuple(config.paths),
+        max_line_bytes=config.max_line_bytes,
+        max_files=config.max_files,
+        skip_suffixes=tuple(config.skip_suffixes),
+        max_bytes_per_run=config.max_bytes_per_run,
+    )
+
+
+def run_notes(tail: TailRun) -> list[str]:
+    """What a finished TailRun has to say in the result (each note makes it WARN)."""
+    notes: list[str] = list(tail.problems)
+    if tail.budget_exhausted:
+        notes.append(f"read {tail.bytes_read} bytes, the per-run limit; the rest comes next")
+    return notes
+
+
+def joblog_result(
+    name: str,
+    runs: Sequence[Any],
+    lines: int,
+    read_bytes: int,
+    files: int,
+    notes: Sequence[str],
+    observed_at: datetime,
+) -> Result:
+    """The `joblog:<name>` result of one run; the SSH form builds the same one."""
+    failed = sum(1 for r in runs if r.outcome is JobOutcome.FAILED)
+    status = Status.WARN if notes else Status.OK
+    summary = f"{lines} new lines in {files} files, {len(runs)} job events, {failed} failed"
+    if notes:
+        summary += f"; {notes[0]}"
+    return Result(
+        probe=name,
+        check=f"joblog:{name}",
+        status=status,
+        summary=summary,
+        observed_at=observed_at,
+        metrics={
+            "lines_read": float(lines),
+            "bytes_read": float(read_bytes),
+            "files": float(files),
+            "job_runs_failed": float(failed),
+        },
+        detail="\n".join(notes)[:4096],
+    )
+
+
 class JoblogProbe:
     def __init__(self, config: JoblogConfig, ctx: ProbeContext) -> None:
         self.name = config.name
         self.config = config
         self.clock = ctx.clock
         self._store = OffsetStore(ctx.state_dir, config.name)
-        self._tailer = Tailer(TailerSettings(
-            globs=tuple(config.paths),
-            max_line_bytes=config.max_line_bytes,
-            max_files=config.max_files,
-            skip_suffixes=tuple(config.skip_suffixes),
-            max_bytes_per_run=config.max_bytes_per_run,
-        ))
+        self._tailer = Tailer(tailer_settings(config))
         self._matcher = JobMatcher(
             config.name, [job.rules() for job in config.jobs], ctx.clock,
             errors=config.encoding_errors, excerpt_max_bytes=config.excerpt_max_bytes,
@@ -199,10 +249,11 @@ class JoblogProbe:
         self._matcher.forget_files(set(tail.positions))
         runs = self._matcher.take_items()
         new_state = (dict(tail.positions), self._matcher.snapshot())
-        notes: list[str] = list(tail.problems)
-        if tail.budget_exhausted:
-            notes.append(f"read {tail.bytes_read} bytes, the per-run limit; the rest comes next")
-        result = self._result(runs, lines_read, tail.bytes_read, len(tail.positions), notes)
+        notes = run_notes(tail)
+        result = joblog_result(
+            self.name, runs, lines_read, tail.bytes_read, len(tail.positions), notes,
+            self.clock.now(),
+        )
 
         def commit() -> None:
             self._store.save(*new_state)
@@ -210,26 +261,3 @@ class JoblogProbe:
 
         items: list[Item] = [*runs, result]
         return ProbeOutput(items=items, commit=commit, notes=notes)
-
-    def _result(
-        self, runs: Sequence[Any], lines: int, read_bytes: int, files: int, notes: list[str]
-    ) -> Result:
-        failed = sum(1 for r in runs if r.outcome is JobOutcome.FAILED)
-        status = Status.WARN if notes else Status.OK
-        summary = f"{lines} new lines in {files} files, {len(runs)} job events, {failed} failed"
-        if notes:
-            summary += f"; {notes[0]}"
-        return Result(
-            probe=self.name,
-            check=f"joblog:{self.name}",
-            status=status,
-            summary=summary,
-            observed_at=self.clock.now(),
-            metrics={
-                "lines_read": float(lines),
-                "bytes_read": float(read_bytes),
-                "files": float(files),
-                "job_runs_failed": float(failed),
-            },
-            detail="\n".join(notes)[:4096],
-        )
