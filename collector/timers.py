@@ -35,7 +35,7 @@ import sqlalchemy as sa
 import structlog
 
 from collector.customers import CustomerFile
-from collector.expectations.deadline import JobScheduleExpectation
+from collector.expectations.deadline import MATERIALIZE_HORIZON, JobScheduleExpectation
 from collector.expectations.freshness import CheckFreshnessExpectation
 from collector.expectations.heartbeat import AgentHeartbeatExpectation, agent_subject
 from collector.incidents.engine import IncidentEngine
@@ -46,9 +46,9 @@ from collector.store.schema import agents, check_state, incidents
 from collector.store.writer import StoreWriter
 from probes.clock import Clock
 
-# Slots are materialised this far ahead, and again every MATERIALIZE_EVERY: a night's slots
-# exist (and survive a restart) long before they are due.
-MATERIALIZE_HORIZON = timedelta(hours=24)
+# Slots are materialised MATERIALIZE_HORIZON ahead (deadline.py), and again every
+# MATERIALIZE_EVERY: a night's slots exist (and survive a restart) long before they are due. A
+# host that first reports between two passes gets its slots at once (IncidentEngine.on_items).
 MATERIALIZE_EVERY = timedelta(hours=1)
 # A slot whose evaluation throws is looked at again this much later, not at once, forever.
 RETRY_FAILED_AFTER = timedelta(hours=1)

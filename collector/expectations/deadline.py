@@ -74,6 +74,8 @@ from probes.result import JobOutcome, JobRun, one_line
 EARLY_START_TOLERANCE = timedelta(minutes=5)
 # A due time of day ("06:30") is at most a day (and a DST hour) after its slot.
 LONGEST_CLOCK_WINDOW = timedelta(hours=25)
+# How far ahead slots are materialised: a night's slots exist long before they are due.
+MATERIALIZE_HORIZON = timedelta(hours=24)
 
 
 class SlotState:

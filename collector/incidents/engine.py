@@ -26,7 +26,11 @@ import structlog
 
 from collector.customers import CustomerFile, CustomerSet
 from collector.expectations.base import ExpectationBase, Verdict
-from collector.expectations.deadline import JobScheduleExpectation, SlotBook
+from collector.expectations.deadline import (
+    MATERIALIZE_HORIZON,
+    JobScheduleExpectation,
+    SlotBook,
+)
 from collector.expectations.duration import JobDurationExpectation
 from collector.expectations.duration import judge_run as judge_duration
 from collector.expectations.threshold import Streaks, ThresholdExpectation
@@ -42,6 +46,8 @@ from collector.outbox import enqueue, enqueue_event
 from probes.clock import Clock
 from probes.result import Item, JobRun, Result
 
+# Hosts remembered as having their slots; a runaway host-name space cannot eat memory.
+NEW_HOSTS_REMEMBERED = 100_000
 # Changes that move a key between problem and fine: what flapping counts.
 _FLIPS = frozenset({ChangeKind.OPENED, ChangeKind.REOPENED, ChangeKind.RESOLVED,
                     ChangeKind.RECOVERED})
@@ -53,6 +59,8 @@ class IncidentEngine:
         self._clock = clock
         self._lifecycle = IncidentLifecycle(clock)
         self._routes = Routes()
+        # (customer, host) whose job slots were made by this process (_materialize_new_host).
+        self._hosts_with_slots: set[tuple[str, str]] = set()
         self._open_keys: set[str] | None = None
         self._log = structlog.get_logger("collector.incidents")
         self.slots = SlotBook()
@@ -87,6 +95,8 @@ class IncidentEngine:
             return
         if self._open_keys is None:
             self._open_keys = self._lifecycle.open_dedup_keys(conn)
+        if (customer, host) not in self._hosts_with_slots:
+            self._materialize_new_host(conn, customer_file, host)
         for item in items:
             if isinstance(item, Result):
                 for expectation in self._routes.route(customer_file, host, True, item.check):
@@ -104,6 +114,23 @@ class IncidentEngine:
                     for verdict in self._judge_job_run(conn, customer_file, expectation, host,
                                                        item):
                         self._apply(conn, customer_file, host, verdict, agent_id)
+
+    def _materialize_new_host(self, conn: sa.Connection, customer: CustomerFile,
+                              host: str) -> None:
+        """A host's first items since the start: its job slots are made now rather than at the
+        due-time loop's next hourly pass, which could come after tonight's deadline (a host
+        enrolled at 05:45 for a job due by 06:30). Slots already stored stay as they are."""
+        if len(self._hosts_with_slots) >= NEW_HOSTS_REMEMBERED:
+            self._hosts_with_slots = set()  # making slots again is harmless, only wasted
+        self._hosts_with_slots.add((customer.customer, host))
+        schedules = [e for e in customer.expectations
+                     if isinstance(e, JobScheduleExpectation) and e.applies_to_host(host)]
+        now = self._clock.now()
+        for expectation in schedules:
+            self.slots.materialize(conn, customer.customer, customer.zone, expectation, [host],
+                                   now, MATERIALIZE_HORIZON)
+        if schedules and self.wake_timers is not None:
+            self.wake_timers()
 
     def _judge_job_run(self, conn: sa.Connection, customer: CustomerFile,
                        expectation: ExpectationBase, host: str,

@@ -228,3 +228,40 @@ def test_an_autumn_night_runs_the_job_of_the_repeated_hour_once(tmp_path: Path) 
         assert _by_subject(kit, "report@") == ["report@2025-10-26T03:00+01:00"]
     finally:
         kit.close()
+
+
+RELAYED = """\
+customer: acme
+name: ACME Logistics
+timezone: Europe/Berlin
+expectations:
+  - kind: job_schedule
+    name: report-on-time
+    job: report
+    hosts: ["db-*"]
+    schedule: "0 3 * * *"
+    start_by: 15m
+    complete_by: "05:00"
+"""
+
+
+def test_a_host_first_heard_of_between_two_hourly_passes_gets_its_slots_at_once(
+    tmp_path: Path,
+) -> None:
+    # 04:40 CEST: the due-time loop's hourly pass knows no db-* host yet. At 04:45 a relay
+    # reports db-9 for the first time; the next hourly pass (05:40) would come after tonight's
+    # 05:00 deadline, so the slot is made when db-9 is first heard of.
+    kit = Night(tmp_path, RELAYED, utc("2025-06-12 02:40"), (("relay", "relay"),))
+    try:
+        kit.tick()
+        assert kit.slots() == []
+        kit.run_until(utc("2025-06-12 02:45"))
+        kit.send("relay", "db-9", kit.result("disk:/", Status.OK))
+        assert [(s.host, s.slot_at) for s in kit.slots()][:1] == [
+            ("db-9", utc("2025-06-12 01:00").replace(tzinfo=None))]
+        kit.run_until(utc("2025-06-12 03:01"))
+        [report] = kit.incidents(incidents.c.expectation == "report-on-time")
+        assert report.host == "db-9"
+        assert report.title == "job report did not complete by 05:00 on db-9 (run of 03:00)"
+    finally:
+        kit.close()
