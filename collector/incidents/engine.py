@@ -127,8 +127,15 @@ class IncidentEngine:
                      if isinstance(e, JobScheduleExpectation) and e.applies_to_host(host)]
         now = self._clock.now()
         for expectation in schedules:
-            self.slots.materialize(conn, customer.customer, customer.zone, expectation, [host],
-                                   now, MATERIALIZE_HORIZON)
+            try:
+                # Its own savepoint: judging the host's items must not fail with it; the
+                # hourly pass makes the slots then.
+                with conn.begin_nested():
+                    self.slots.materialize(conn, customer.customer, customer.zone, expectation,
+                                           [host], now, MATERIALIZE_HORIZON)
+            except Exception as exc:  # noqa: BLE001 - logged with its traceback
+                self._log.exception("incidents.new_host_slots_failed", customer=customer.customer,
+                                    host=host, expectation=expectation.name, error=str(exc))
         if schedules and self.wake_timers is not None:
             self.wake_timers()
 
