@@ -33,6 +33,7 @@ import structlog
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from collector.app import GIL_SWITCH_INTERVAL_S  # noqa: E402
 from collector.auth import AgentAuthenticator, sha256_hex  # noqa: E402
 from collector.customers import load_customers  # noqa: E402
 from collector.grpc_service import AgentStreamService, build_grpc_server  # noqa: E402
@@ -196,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="skip the incident engine (ingest and store only)")
     args = parser.parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
+    # The GIL switch interval `daybreak serve` runs with (collector/app.py).
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     with tempfile.TemporaryDirectory(prefix="daybreak-bench-") as tmp:
         baseline = _baseline(Path(tmp) / "baseline.db", args.total, args.batch)
         for streams in args.streams:
