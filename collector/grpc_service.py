@@ -217,6 +217,9 @@ class AgentStreamService(stream_pb2_grpc.AgentStreamServicer):
         # Heartbeats are not awaited by the stream; those that arrive together are one write.
         self._heartbeats: Coalescer[agent_rows.Heartbeat, None] = Coalescer(
             writer, self._write_heartbeats, name="heartbeats")
+        # A reconnect storm's streams are recorded together too.
+        self._opened: Coalescer[agent_rows.StreamOpened, int] = Coalescer(
+            writer, agent_rows.record_streams_opened, name="streams_opened")
         self._closing = False
         self._handlers_done = asyncio.Event()
         self._handlers_done.set()
@@ -308,11 +311,8 @@ class AgentStreamService(stream_pb2_grpc.AgentStreamServicer):
         log: structlog.typing.FilteringBoundLogger,
     ) -> None:
         host, version = hello.host[:HOST_MAX_CHARS], hello.version[:64]
-        acked_seq = await self._writer.run(
-            lambda conn: agent_rows.mark_connected(
-                conn, agent.agent_id, host=host, version=version, at=self._clock.now()
-            )
-        )
+        acked_seq = await asyncio.wrap_future(self._opened.add(
+            agent_rows.StreamOpened(agent.agent_id, host, version, self._clock.now())))
         if hello.last_acked_seq > acked_seq:
             # The store lost commits (restored from a backup): the agent already deleted them.
             log.warning("stream.agent_ahead", agent_acked_seq=hello.last_acked_seq,

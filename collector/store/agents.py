@@ -85,16 +85,40 @@ def record_acked_seqs(conn: sa.Connection, acked: Mapping[str, int], *, at: date
         ])
 
 
+@dataclass(frozen=True, slots=True)
+class StreamOpened:
+    agent_id: str
+    host: str
+    version: str
+    at: datetime
+
+
+_RECORD_OPENED = (
+    agents.update()
+    .where(agents.c.agent_id == sa.bindparam("b_agent_id"))
+    .values(host=sa.bindparam("b_host"), version=sa.bindparam("b_version"), connected=True,
+            connected_since=sa.bindparam("b_at"), last_seen_at=sa.bindparam("b_at"))
+)
+
+
+def record_streams_opened(conn: sa.Connection, opened: Sequence[StreamOpened]) -> list[int]:
+    """Record new streams (a reconnect storm's arrive together); returns each agent's acked_seq
+    for its Welcome."""
+    if not opened:
+        return []
+    conn.execute(_RECORD_OPENED, [
+        {"b_agent_id": o.agent_id, "b_host": o.host, "b_version": o.version, "b_at": o.at}
+        for o in opened
+    ])
+    acked = acked_seqs_of(conn, {o.agent_id for o in opened})
+    return [acked.get(o.agent_id, 0) for o in opened]
+
+
 def mark_connected(
     conn: sa.Connection, agent_id: str, *, host: str, version: str, at: datetime
 ) -> int:
-    """Record a new stream; returns the agent's acked_seq for the Welcome."""
-    conn.execute(
-        agents.update()
-        .where(agents.c.agent_id == agent_id)
-        .values(host=host, version=version, connected=True, connected_since=at, last_seen_at=at)
-    )
-    return acked_seq_of(conn, agent_id)
+    """Record one new stream; returns the agent's acked_seq for the Welcome."""
+    return record_streams_opened(conn, [StreamOpened(agent_id, host, version, at)])[0]
 
 
 def mark_disconnected(conn: sa.Connection, agent_id: str, *, at: datetime) -> None:

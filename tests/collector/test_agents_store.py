@@ -7,7 +7,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from collector.store.agents import Heartbeat, HeartbeatFigures, record_heartbeats
+from collector.store.agents import (
+    Heartbeat,
+    HeartbeatFigures,
+    StreamOpened,
+    record_heartbeats,
+    record_streams_opened,
+)
 from collector.store.engine import open_store
 from collector.store.schema import agent_dropped, agents
 
@@ -37,3 +43,22 @@ def test_a_heartbeat_records_the_dropped_counter_only_when_it_moves(tmp_path: Pa
     assert [(row.at.replace(tzinfo=UTC), row.results_dropped) for row in history] == [
         (T0 + timedelta(minutes=2), 7), (T0 + timedelta(minutes=5), 12)]
     assert latest == 12
+
+
+def test_streams_opened_together_are_recorded_and_each_gets_its_own_acked_seq(
+    tmp_path: Path,
+) -> None:
+    engine = open_store(f"sqlite:///{tmp_path / 'daybreak.db'}")
+    with engine.begin() as conn:
+        conn.execute(agents.insert(), [
+            {"agent_id": "a1", "customer": "acme", "token_sha256": "1" * 64, "acked_seq": 41},
+            {"agent_id": "a2", "customer": "acme", "token_sha256": "2" * 64, "acked_seq": 0},
+        ])
+        acked = record_streams_opened(conn, [StreamOpened("a2", "web2", "1.0", T0),
+                                             StreamOpened("a1", "web1", "1.1", T0)])
+    with engine.connect() as conn:
+        rows = {r.agent_id: (r.host, r.version, r.connected)
+                for r in conn.execute(sa.select(agents))}
+    engine.dispose()
+    assert acked == [0, 41]
+    assert rows == {"a1": ("web1", "1.1", True), "a2": ("web2", "1.0", True)}
