@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 
 from probes.clock import Clock
-from probes.joblog.tailer import LineBlock
+from probes.joblog.tailer import LineBlock, LineSpan
 from probes.result import EXCERPT_MAX_BYTES, JobOutcome, JobRun, cap_text
 
 log = structlog.get_logger(__name__)
@@ -39,6 +39,10 @@ MAX_CONTINUATION_LINES = 200
 # Open and recently closed runs kept per probe: cron starts that never end must not grow it.
 MAX_TRACKED_RUNS = 10_000
 MAX_JOB_NAME_CHARS = 200
+# A line kept as context for a later failure's excerpt is cut to this many characters; its
+# first 4 bytes a character are all that is decoded (no character takes more in UTF-8).
+MAX_CONTEXT_LINE_CHARS = 1024
+MAX_CONTEXT_LINE_BYTES = 4 * MAX_CONTEXT_LINE_CHARS
 
 
 def scoped_flags(pattern: str) -> str:
@@ -70,7 +74,7 @@ def _prefilter_source(patterns: Sequence[str]) -> str:
     return "(?m)" + "|".join(f"(?:{p})" for p in bare)
 
 
-# Blocks at least this big (the tailer reads up to 64 KiB at once) are scanned with google-re2,
+# Blocks at least this big (the tailer reads up to 256 KiB at once) are scanned with google-re2,
 # a linear-time DFA, 3x faster than `re` on a backlog; smaller ones, the steady state of a tailed
 # log (a few lines a second), with `re`.
 # re2 is imported at the first big block, so an agent that only follows its logs never pays its
@@ -79,7 +83,7 @@ RE2_MIN_BLOCK_BYTES = 32 * 1024
 
 
 class LineScanner:
-    """Yields the (start, end) of each line in a block that any of the patterns may match."""
+    """Yields the (start, end) of each line of buffer[start:end] that any pattern may match."""
 
     def __init__(self, patterns: Sequence[str], *, use_re2: bool = True) -> None:
         self._source = _prefilter_source(patterns).encode("utf-8")
@@ -107,35 +111,40 @@ class LineScanner:
         except Exception as exc:  # noqa: BLE001 - re2 refuses some syntax: `re` still works
             log.info("joblog.re2_unusable", error=str(exc))
 
-    def candidate_lines(self, data: bytes) -> Iterator[tuple[int, int]]:
-        size = len(data)
+    def candidate_lines(
+        self, data: bytes | bytearray, start: int = 0, end: int | None = None
+    ) -> Iterator[tuple[int, int]]:
+        """Positions are in `data`; buffer[start:end] must be whole lines."""
+        size = len(data) if end is None else end
         match_start = self._start_re
-        if size >= RE2_MIN_BLOCK_BYTES:
+        if size - start >= RE2_MIN_BLOCK_BYTES:
             if self._try_re2:
                 self._load_re2()
             match_start = self._start_re2 or match_start
         if match_start is None:
             return
-        pos = 0
+        pos = start
         while pos < size:
-            hit = match_start(data, pos)
+            hit = match_start(data, pos, size)
             if hit < 0:
                 return
-            start = data.rfind(b"\n", 0, hit) + 1
-            end = data.find(b"\n", hit)
-            if end < 0:
-                end = size
-            yield start, end
-            pos = end + 1
+            line_start = max(start, data.rfind(b"\n", start, hit) + 1)
+            line_end = data.find(b"\n", hit, size)
+            if line_end < 0:
+                line_end = size
+            yield line_start, line_end
+            pos = line_end + 1
 
 
-# Where the first match at or after a position starts in a block; -1: none.
-MatchStart = Callable[[bytes, int], int]
+# Where the first match in data[pos:endpos] starts (as if data ended at endpos); -1: none.
+MatchStart = Callable[[bytes | bytearray, int, int], int]
 
 
-def _search_start(search: Callable[[bytes, int], re.Match[bytes] | None]) -> MatchStart:
-    def match_start(data: bytes, pos: int) -> int:
-        found = search(data, pos)
+def _search_start(
+    search: Callable[[bytes | bytearray, int, int], re.Match[bytes] | None],
+) -> MatchStart:
+    def match_start(data: bytes | bytearray, pos: int, endpos: int) -> int:
+        found = search(data, pos, endpos)
         return -1 if found is None else found.start()
 
     return match_start
@@ -144,15 +153,22 @@ def _search_start(search: Callable[[bytes, int], re.Match[bytes] | None]) -> Mat
 def _re2_start(re2: Any, compiled: Any) -> MatchStart:
     """The compiled RE2's own Match when this google-re2 exposes it: its Python search wraps
     every call in a generator and a match object (a tenth of the scan's cost on 64 KiB blocks,
-    where hits are rare). Else the public search."""
+    where hits are rare). Else the public search.
+
+    Both take the tailer's bytearray without a copy. RE2 sees the bytes past endpos as context
+    (`$` would not match at endpos): a view cut at endpos makes it end there, as `re` does."""
     raw = getattr(compiled, "_regexp", None)
     anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
     try:
         if raw is not None and anchor is not None and raw.Match(anchor, b"x", 0, 1):
             raw_match = raw.Match
 
-            def match_start(data: bytes, pos: int) -> int:
-                start: int = raw_match(anchor, data, pos, len(data))[0][0]
+            def match_start(data: bytes | bytearray, pos: int, endpos: int) -> int:
+                if endpos < len(data):
+                    with memoryview(data) as whole, whole[:endpos] as text:
+                        found: int = raw_match(anchor, text, pos, endpos)[0][0]
+                        return found
+                start: int = raw_match(anchor, data, pos, endpos)[0][0]
                 return start
 
             return match_start
@@ -183,7 +199,7 @@ class JobRules:
     def sources(self) -> list[str]:
         return [p.pattern.decode("utf-8") for p in (*self.starts, *self.successes, *self.failures)]
 
-    def classify(self, line: bytes) -> tuple[JobOutcome, re.Match[bytes]] | None:
+    def classify(self, line: bytes | bytearray) -> tuple[JobOutcome, re.Match[bytes]] | None:
         # Failure first: a line that says both "END" and "exit=3" is a failure.
         for outcome, patterns in (
             (JobOutcome.FAILED, self.failures),
@@ -236,7 +252,11 @@ class _PendingFailure:
 
 
 class JobMatcher:
-    """Feeds on LineBlocks, collects JobRuns in file order; state survives via snapshot()."""
+    """Feeds on blocks of lines, collects JobRuns in file order; state survives via snapshot().
+
+    A LineSpan is a view of the tailer's buffer, overwritten after `feed` returns: what must
+    outlive it (the last lines of a file, a failure's lines) is kept as text.
+    """
 
     def __init__(
         self,
@@ -265,15 +285,10 @@ class JobMatcher:
         self._closed: dict[str, dict[str, Any]] = {}
         self._opened_in_file: dict[str, str] = {}
         self._tails: dict[str, list[str]] = {}
-        # The last block fed, whose last lines are not in _tails yet: taking them costs a few
-        # microseconds, and a backlog is thousands of blocks of which only a file's last one,
-        # or one before a failure at the top of the next, needs them.
-        self._untailed: LineBlock | None = None
 
     # ----------------------------------------------------------------- state
 
     def snapshot(self) -> dict[str, Any]:
-        self._settle_tail()
         return {
             "open": dict(self._open),
             "closed": dict(self._closed),
@@ -288,11 +303,9 @@ class JobMatcher:
         self._closed = dict(state.get("closed", {}))
         self._opened_in_file = dict(state.get("opened_in_file", {}))
         self._tails = {k: list(v) for k, v in state.get("tails", {}).items()}
-        self._untailed = None
 
     def forget_files(self, live_keys: set[str]) -> None:
         """Drop the context of files the tailer no longer tracks."""
-        self._settle_tail()
         self._tails = {k: v for k, v in self._tails.items() if k in live_keys}
 
     # ----------------------------------------------------------------- matching
@@ -307,68 +320,57 @@ class JobMatcher:
             self._jobs_by_path[path] = jobs
         return jobs
 
-    def _text(self, raw: bytes) -> str:
+    def _text(self, raw: bytes | bytearray) -> str:
         return raw.decode("utf-8", errors=self.errors)
 
-    def feed(self, block: LineBlock) -> None:
-        data = block.data
-        if self._untailed is not None and self._untailed.key != block.key:
-            self._settle_tail()
-        for pending in [p for p in self._pending if p.key == block.key]:
-            self._collect_after(pending, data, 0)
-        jobs = self._jobs_for(block.path)
+    def feed(self, block: LineBlock | LineSpan) -> None:
+        span = block if isinstance(block, LineSpan) else LineSpan(
+            block.path, block.key, block.offset, block.data, 0, len(block.data)
+        )
+        data, start, end = span.buffer, span.start, span.end
+        for pending in [p for p in self._pending if p.key == span.key]:
+            self._collect_after(pending, data, start, end)
+        jobs = self._jobs_for(span.path)
         if jobs:
-            for line_start, line_end in self.scanner.candidate_lines(data):
+            for line_start, line_end in self.scanner.candidate_lines(data, start, end):
                 line = data[line_start:line_end]
                 for job in jobs:
                     event = job.classify(line)
                     if event is not None:
-                        self._on_event(job, *event, block, line_start, line_end)
-        if self._untailed is not None and not self._holds_context(data):
-            self._settle_tail()  # this block's tail continues the one before
-        self._untailed = block
+                        self._on_event(job, *event, span, line_start, line_end)
+        if self.context_lines > 0:
+            # Taken now, a few microseconds a block: the buffer is overwritten once this returns.
+            self._remember_tail(span)
 
-    def _holds_context(self, data: bytes) -> bool:
-        """Whether the block alone has the lines the next block's failures may need."""
-        cut = len(data) - 1
+    def _remember_tail(self, span: LineSpan) -> None:
+        data = span.buffer
+        cut = span.end - 1
         for _ in range(self.context_lines):
-            cut = data.rfind(b"\n", 0, cut)
-            if cut < 0:
-                return False
-        return True
-
-    def _settle_tail(self) -> None:
-        block = self._untailed
-        self._untailed = None
-        if block is not None and self.context_lines > 0:
-            self._remember_tail(block)
-
-    def _remember_tail(self, block: LineBlock) -> None:
-        data = block.data
-        cut = len(data) - 1
-        for _ in range(self.context_lines):
-            cut = data.rfind(b"\n", 0, cut)
+            cut = data.rfind(b"\n", span.start, cut)
             if cut < 0:
                 break
-        recent = [self._text(x) for x in data[cut + 1 : -1].split(b"\n")]
+        first = span.start if cut < 0 else cut + 1
+        recent = [self._text(x[:MAX_CONTEXT_LINE_BYTES])
+                  for x in data[first : span.end - 1].split(b"\n")]
         if cut < 0:
-            recent = self._tails.get(block.key, []) + recent
-        self._tails[block.key] = [line[:1024] for line in recent[-self.context_lines :]]
+            recent = self._tails.get(span.key, []) + recent
+        self._tails[span.key] = [line[:MAX_CONTEXT_LINE_CHARS]
+                                 for line in recent[-self.context_lines :]]
 
-    def _before(self, block: LineBlock, line_start: int, count: int) -> list[str]:
+    def _before(self, span: LineSpan, line_start: int, count: int) -> list[str]:
         if count == 0:
             return []
-        data = block.data
+        data = span.buffer
         cut = line_start - 1
         taken = 0
-        while taken < count and cut > 0:
-            cut = data.rfind(b"\n", 0, cut)
+        while taken < count and cut > span.start:
+            cut = max(span.start - 1, data.rfind(b"\n", span.start, cut))
             taken += 1
         lines = [self._text(x) for x in data[cut + 1 : line_start - 1].split(b"\n")]
-        lines = lines if line_start > 0 else []
+        lines = lines if line_start > span.start else []
         if len(lines) < count:
-            self._settle_tail()  # the block before this one, from the same file
-            lines = self._tails.get(block.key, [])[-(count - len(lines)) :] + lines
+            # The block before this one, from the same file.
+            lines = self._tails.get(span.key, [])[-(count - len(lines)) :] + lines
         return lines[-count:]
 
     def _on_event(
@@ -376,7 +378,7 @@ class JobMatcher:
         job: JobRules,
         outcome: JobOutcome,
         found: re.Match[bytes],
-        block: LineBlock,
+        block: LineSpan,
         line_start: int,
         line_end: int,
     ) -> None:
@@ -388,8 +390,9 @@ class JobMatcher:
         at = now
         if "ts" in groups:
             at = parse_timestamp(groups["ts"], job.ts_format, job.timezone, now) or now
-        source = f"{block.path}:{block.offset + line_start}"
-        origin = f"{block.key}@{block.offset + line_start}"
+        line_offset = block.offset + line_start - block.start
+        source = f"{block.path}:{line_offset}"
+        origin = f"{block.key}@{line_offset}"
         exit_code: int | None = None
         if "exit_code" in groups:
             try:
@@ -449,12 +452,12 @@ class JobMatcher:
             run=result, key=block.key, lines=[], after_left=job.excerpt_after, in_record=True,
             continuation=job.continuation,
             before=self._before(block, line_start, job.excerpt_before),
-            failure_line=self._text(block.data[line_start:line_end]),
+            failure_line=self._text(block.buffer[line_start:line_end]),
             index=len(self._items),
         )
         self._items.append(pending)
         self._pending.append(pending)
-        self._collect_after(pending, block.data, line_end + 1)
+        self._collect_after(pending, block.buffer, line_end + 1, block.end)
 
     def _trim(self) -> None:
         for table in (self._open, self._closed):
@@ -463,11 +466,13 @@ class JobMatcher:
         while len(self._opened_in_file) > MAX_TRACKED_RUNS:
             del self._opened_in_file[next(iter(self._opened_in_file))]
 
-    def _collect_after(self, pending: _PendingFailure, data: bytes, pos: int) -> int:
-        """Adds lines after the failure; returns where it stopped. Done: removed from pending."""
-        size = len(data)
+    def _collect_after(
+        self, pending: _PendingFailure, data: bytes | bytearray, pos: int, size: int
+    ) -> int:
+        """Adds lines of data[pos:size] after the failure; returns where it stopped. Done:
+        removed from pending."""
         while pos < size:
-            end = data.find(b"\n", pos)
+            end = data.find(b"\n", pos, size)
             end = size if end < 0 else end
             line = data[pos:end]
             if pending.in_record and pending.continuation.search(line) and (

@@ -243,9 +243,9 @@ class JoblogProbe:
         self._matcher.restore(job_state)
         tail = self._tailer.start_run(positions)
         lines_read = 0
-        for block in tail.blocks():
-            lines_read += block.data.count(b"\n")
-            self._matcher.feed(block)
+        for span in tail.spans():  # views of one reused buffer: counted and matched at once
+            lines_read += span.buffer.count(b"\n", span.start, span.end)
+            self._matcher.feed(span)
         self._matcher.forget_files(set(tail.positions))
         runs = self._matcher.take_items()
         new_state = (dict(tail.positions), self._matcher.snapshot())
