@@ -47,8 +47,9 @@ log = structlog.get_logger(__name__)
 HEAD_BYTES = 1024
 # How many bytes before the saved offset must still be there for the offset to be trusted.
 TAIL_CHECK_BYTES = 64
-# Bytes per read for `blocks()`, whose every block is copied out: at most max_line_bytes too,
-# so each read is the size it always was (the SSH form plans its dd ranges on these reads).
+# Bytes per read for `blocks()`, whose every block is copied out. Over-long lines are found
+# anywhere in a read, so reads need not be shorter than max_line_bytes (reads of 1 KiB at a
+# file's start would look like head fingerprint reads to the SSH form's planner).
 MAX_CHUNK_BYTES = 64 * 1024
 # Bytes per read for `spans()`: large enough that the per-block cost in Python is small, small
 # enough that a read, its line count and its scan run within the CPU's L2 cache.
@@ -312,8 +313,7 @@ class TailRun:
 
     def blocks(self) -> Iterator[LineBlock]:
         """The lines read, as bytes of their own."""
-        read_bytes = min(self._settings.max_line_bytes, MAX_CHUNK_BYTES)
-        for span in self._spans(read_bytes):
+        for span in self._spans(MAX_CHUNK_BYTES):
             yield span.block()
 
     def spans(self) -> Iterator[LineSpan]:
