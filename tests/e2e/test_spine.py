@@ -161,7 +161,9 @@ def assert_every_result_stored_exactly_once(dep: Deployment, agent_yaml: Path) -
     produced, unacked = produced_and_unacked(agent_yaml)
     stored = [seq for (seq,) in store_rows(dep, "SELECT seq FROM results ORDER BY seq")]
     assert len(stored) == len(set(stored)), "a result was stored twice"
-    assert sorted(stored + unacked) == list(range(1, produced + 1)), "a result was lost"
+    # A seq can be both stored and still spooled: committed, but the agent stopped before its
+    # Ack arrived. It is sent again at the next start and skipped as a replay (dedup rule).
+    assert set(stored) | set(unacked) == set(range(1, produced + 1)), "a result was lost"
     return len(stored)
 
 
