@@ -277,3 +277,20 @@ def test_after_a_failed_batch_the_streams_later_batches_are_refused_and_others_c
     # The agent reconnects (a new stream) and resends: the good batch commits now.
     assert asyncio.run(ingest.stream("web1", "acme", "web1").commit(
         [_result(2, Status.OK, 1)])) == 2
+
+
+def test_a_batch_of_any_size_is_stored_whole_in_statements_of_many_rows(
+    store: sa.Engine, writer: StoreWriter, clock: ManualClock
+) -> None:
+    # 301 = 128 + 128 + 32 + 8 + 4 + 1 rows: every statement size the driver path uses.
+    ingest = Ingest(writer, clock)
+    items = [_result(seq, Status.OK, seq % 60, check=f"disk:/d{seq % 7}")
+             for seq in range(1, 302)]
+    assert asyncio.run(ingest.commit_batch("web1", "acme", "web1", items)) == 301
+    with store.connect() as conn:
+        stored = conn.execute(sa.select(results.c.seq, results.c.check_key)
+                              .order_by(results.c.seq)).all()
+        states = conn.execute(sa.select(sa.func.count()).select_from(check_state)).scalar()
+    assert [(row.seq, row.check_key) for row in stored] == [
+        (seq, f"disk:/d{seq % 7}") for seq in range(1, 302)]
+    assert states == 7
