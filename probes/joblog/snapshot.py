@@ -8,9 +8,10 @@ listed and read in ranges by commands; this snapshot answers the tailer from tho
   raises `BytesNotFetched` (an OSError, so the tailer keeps that file's old position) and is
   recorded in `misses`: the SSH form turns the misses into the next round's dd commands.
 
-A file ends (EOF) where a dd read came back short, else at the larger of its listed size and the
-end of the bytes fetched: a file that grew after the listing is read as far as dd saw it, as
-the agent reads to the end at the moment it reads.
+A file ends (EOF) where a dd read came back short (its start plus the bytes it gave, even when
+no other range reaches that far: those bytes are then a miss, fetched next round), else at the
+larger of its listed size and the end of the bytes fetched: a file that grew after the listing
+is read as far as dd saw it, as the agent reads to the end at the moment it reads.
 
 Outputs are never trusted: a cut listing, unreadable records and a failed dd become `notes`
 and `unsure_folders` (folders whose files may be missing from the listing: the SSH form keeps
@@ -185,7 +186,10 @@ class _FetchedBytes:
     def __init__(self, listed_size: int) -> None:
         self._segments: dict[int, bytes] = {}
         self._listed_size = listed_size
-        self._short_read = False
+        # Where a dd read came back short, the file ended: at start + the bytes it gave. Not
+        # the end of the bytes held, which may stop earlier (a head read, then a short read of
+        # a range past them: the old position's tail check on a file written again shorter).
+        self._short_read_end: int | None = None
         self.error: str | None = None
 
     def add(self, fetched: ByteRange) -> None:
@@ -193,7 +197,8 @@ class _FetchedBytes:
             self.error = fetched.error or "dd failed"
             return
         if fetched.reached_end:
-            self._short_read = True
+            end = fetched.start + len(fetched.data)
+            self._short_read_end = max(end, self._short_read_end or 0)
         if fetched.data:
             self._merge(fetched.start, fetched.data)
 
@@ -215,7 +220,9 @@ class _FetchedBytes:
     @property
     def end_of_file(self) -> int:
         data_end = max((s + len(d) for s, d in self._segments.items()), default=0)
-        return data_end if self._short_read else max(self._listed_size, data_end)
+        if self._short_read_end is None:
+            return max(self._listed_size, data_end)
+        return max(self._short_read_end, data_end)
 
     def get(self, offset: int, size: int) -> bytes | None:
         end = min(offset + size, self.end_of_file)
