@@ -8,10 +8,11 @@ listed and read in ranges by commands; this snapshot answers the tailer from tho
   raises `BytesNotFetched` (an OSError, so the tailer keeps that file's old position) and is
   recorded in `misses`: the SSH form turns the misses into the next round's dd commands.
 
-A file ends (EOF) where a dd read came back short (its start plus the bytes it gave, even when
-no other range reaches that far: those bytes are then a miss, fetched next round), else at the
-larger of its listed size and the end of the bytes fetched: a file that grew after the listing
-is read as far as dd saw it, as the agent reads to the end at the moment it reads.
+A file ends (EOF) where a dd read came back short with some bytes; a read that came back empty
+only says the end is at its start or before (its listed size if that is smaller). Bytes short
+of that end that no range holds are a miss, fetched next round. Without a short read, a file
+ends at the larger of its listed size and the end of the bytes fetched: a file that grew after
+the listing is read as far as dd saw it, as the agent reads to the end at the moment it reads.
 
 Outputs are never trusted: a cut listing, unreadable records and a failed dd become `notes`
 and `unsure_folders` (folders whose files may be missing from the listing: the SSH form keeps
@@ -186,19 +187,24 @@ class _FetchedBytes:
     def __init__(self, listed_size: int) -> None:
         self._segments: dict[int, bytes] = {}
         self._listed_size = listed_size
-        # Where a dd read came back short, the file ended: at start + the bytes it gave. Not
-        # the end of the bytes held, which may stop earlier (a head read, then a short read of
-        # a range past them: the old position's tail check on a file written again shorter).
-        self._short_read_end: int | None = None
+        # A dd read that came back short with some bytes: the file ends right after them.
+        self._known_end: int | None = None
+        # One that came back empty: the file ends at its start or before (dd skips past the end
+        # silently). Not the end of the bytes held: those may stop earlier (a head read, then
+        # the old position's tail check past them, on a file written again shorter).
+        self._end_at_most: int | None = None
         self.error: str | None = None
 
     def add(self, fetched: ByteRange) -> None:
         if not fetched.ok:
             self.error = fetched.error or "dd failed"
             return
-        if fetched.reached_end:
+        if fetched.reached_end and fetched.data:
             end = fetched.start + len(fetched.data)
-            self._short_read_end = max(end, self._short_read_end or 0)
+            self._known_end = max(end, self._known_end or 0)
+        elif fetched.reached_end:
+            at_most = self._end_at_most
+            self._end_at_most = fetched.start if at_most is None else min(at_most, fetched.start)
         if fetched.data:
             self._merge(fetched.start, fetched.data)
 
@@ -220,9 +226,12 @@ class _FetchedBytes:
     @property
     def end_of_file(self) -> int:
         data_end = max((s + len(d) for s, d in self._segments.items()), default=0)
-        if self._short_read_end is None:
-            return max(self._listed_size, data_end)
-        return max(self._short_read_end, data_end)
+        # Bytes dd gave were there: no end is before them (the file changed between rounds).
+        if self._known_end is not None:
+            return max(self._known_end, data_end)
+        if self._end_at_most is not None:
+            return max(min(self._listed_size, self._end_at_most), data_end)
+        return max(self._listed_size, data_end)
 
     def get(self, offset: int, size: int) -> bytes | None:
         end = min(offset + size, self.end_of_file)

@@ -457,22 +457,27 @@ def test_dd_output_shorter_than_asked_is_the_end_of_the_file(tmp_path: Path) -> 
     assert [r.excerpt.splitlines()[-1] for r in runs_of(twin.ssh())] == ["ERROR load two"]
 
 
-def test_a_short_dd_read_past_the_bytes_held_ends_the_file_there(tmp_path: Path) -> None:
-    # The planner's head read (0, 1024), and the old position's tail check range (1118, 64) of
-    # a file written again shorter: dd gives nothing there, so the file ends at 1118, and the
-    # bytes 1024..1118, not fetched yet, are a miss for the next round (not the end of the file).
-    log = tmp_path / "app.log"
-    append(log, b"x" * 1117 + b"\n")
-    (command,) = JoblogSshForm(joblog_config(tmp_path)).list_commands()
+def fetched_snapshot(folder: Path, log: Path, ranges: list[tuple[int, int]]) -> RemoteSnapshot:
+    """A snapshot of `folder` as find lists it, with `ranges` of `log` as dd reads them."""
+    (command,) = JoblogSshForm(joblog_config(folder)).list_commands()
     listing = Listing()
     out = run_locally(command)
-    listing.add_find_output(str(tmp_path), out.stdout, out.exit_status, out.stderr, [])
-    ranges = []
-    for start, count in [(0, 1024), (1118, 64)]:
+    listing.add_find_output(str(folder), out.stdout, out.exit_status, out.stderr, [])
+    fetched = []
+    for start, count in ranges:
         done = run_locally(dd_command(str(log), start, count))
-        ranges.append(parse_dd_output(str(log), start, count, done.stdout, done.exit_status,
-                                      done.stderr))
-    snapshot = RemoteSnapshot(listing, ranges)
+        fetched.append(parse_dd_output(str(log), start, count, done.stdout, done.exit_status,
+                                       done.stderr))
+    return RemoteSnapshot(listing, fetched)
+
+
+def test_an_empty_dd_read_past_the_bytes_held_is_not_where_the_file_ends(tmp_path: Path) -> None:
+    # The planner's head read (0, 1024), and the old position's tail check range (1118, 64) of
+    # a file written again shorter: dd gives nothing there, so the file ends at 1118 or before
+    # (its listed size: 1118), and the bytes 1024..1118 are a miss for the next round.
+    log = tmp_path / "app.log"
+    append(log, b"x" * 1117 + b"\n")
+    snapshot = fetched_snapshot(tmp_path, log, [(0, 1024), (1118, 64)])
     source = snapshot.open(str(log))
     source.seek(1118)
     assert source.read(64) == b""
@@ -480,6 +485,18 @@ def test_a_short_dd_read_past_the_bytes_held_ends_the_file_there(tmp_path: Path)
     with pytest.raises(BytesNotFetched):
         source.read(64)
     assert [(m.offset, m.size) for m in snapshot.misses] == [(1024, 64)]
+
+
+def test_a_dd_read_short_of_its_count_is_where_the_file_ends(tmp_path: Path) -> None:
+    # The same reads of a file written again much shorter: the head read gets all 20 bytes,
+    # so the file ends there, whatever the empty read further on says.
+    log = tmp_path / "app.log"
+    append(log, b"00002 ERROR load par")
+    snapshot = fetched_snapshot(tmp_path, log, [(0, 1024), (1054, 64)])
+    source = snapshot.open(str(log))
+    assert source.read(1024) == b"00002 ERROR load par"
+    assert source.read(1024) == b""
+    assert snapshot.misses == []
 
 
 def test_bytes_never_fetched_hold_the_file_back_with_a_note(tmp_path: Path) -> None:
