@@ -33,6 +33,7 @@ from probes.joblog.sshform import (
     poll,
 )
 from probes.result import Item, JobOutcome, JobRun, Result, Status
+from tests.probes.joblog.test_tailer import LOG_HISTORY_STEPS
 
 START = datetime(2024, 5, 1, 2, 0, tzinfo=UTC)
 
@@ -262,16 +263,7 @@ def test_the_ssh_state_carries_a_restart_of_the_poller(tmp_path: Path) -> None:
 
 
 OPERATIONS = st.lists(
-    st.one_of(
-        st.tuples(st.just("append"), st.integers(1, 4)),
-        st.tuples(st.just("partial"), st.integers(1, 3)),
-        st.tuples(st.just("poll"), st.booleans()),
-        st.tuples(st.just("rename"), st.booleans()),
-        st.tuples(st.just("copytruncate"), st.booleans()),
-        st.tuples(st.just("truncate"), st.booleans()),
-        st.tuples(st.just("restart"), st.booleans()),
-        st.tuples(st.just("long"), st.integers(1100, 3000)),
-    ),
+    st.one_of(*LOG_HISTORY_STEPS, st.tuples(st.just("long"), st.integers(1100, 3000))),
     max_size=14,
 )
 LINES = ["START load run={n}", "INFO step {n}", "ERROR load failed {n}", "END load exit={e}",

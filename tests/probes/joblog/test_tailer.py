@@ -203,18 +203,17 @@ def test_a_byte_budget_splits_the_reading_across_runs(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- property test
 
-OPERATIONS = st.lists(
-    st.one_of(
-        st.tuples(st.just("append"), st.integers(1, 4)),
-        st.tuples(st.just("partial"), st.integers(1, 3)),
-        st.tuples(st.just("poll"), st.booleans()),
-        st.tuples(st.just("rename"), st.booleans()),
-        st.tuples(st.just("copytruncate"), st.booleans()),
-        st.tuples(st.just("truncate"), st.booleans()),
-        st.tuples(st.just("restart"), st.booleans()),
-    ),
-    max_size=25,
+# What happens to a log: the steps of the property tests here and of the SSH form's.
+LOG_HISTORY_STEPS = (
+    st.tuples(st.just("append"), st.integers(1, 4)),
+    st.tuples(st.just("partial"), st.integers(1, 3)),
+    st.tuples(st.just("poll"), st.booleans()),
+    st.tuples(st.just("rename"), st.booleans()),
+    st.tuples(st.just("copytruncate"), st.booleans()),
+    st.tuples(st.just("truncate"), st.booleans()),
+    st.tuples(st.just("restart"), st.booleans()),
 )
+OPERATIONS = st.lists(st.one_of(*LOG_HISTORY_STEPS), max_size=25)
 
 
 @settings(max_examples=120, deadline=None)
