@@ -141,14 +141,28 @@ class ThresholdExpectation(ExpectationBase):
             runbook=self.runbook,
         )
 
+    def may_be_problem(self, result: Result) -> bool:
+        """False when evaluate_result would give no PROBLEM: the engine then skips building a
+        verdict that says "fine" about a check with nothing open (most results)."""
+        if self.metric is None:
+            return result.status in _SEVERITY_OF_STATUS
+        value = result.metrics.get(self.metric)
+        return value is not None and self._breached(value) is not None
+
+    def _breached(self, value: float) -> tuple[Severity, float] | None:
+        if self.crit is not None and self._worse(value, self.crit):
+            return Severity.CRITICAL, self.crit
+        if self.warn is not None and self._worse(value, self.warn):
+            return Severity.WARNING, self.warn
+        return None
+
     def _compare_metric(self, host: str, result: Result, metric: str) -> Verdict | None:
         value = result.metrics.get(metric)
         if value is None:
             return None
-        if self.crit is not None and self._worse(value, self.crit):
-            severity, limit = Severity.CRITICAL, self.crit
-        elif self.warn is not None and self._worse(value, self.warn):
-            severity, limit = Severity.WARNING, self.warn
+        breached = self._breached(value)
+        if breached is not None:
+            severity, limit = breached
         else:
             clear = self.clear_below if self.above else self.clear_above
             if clear is not None and self._worse(value, clear):

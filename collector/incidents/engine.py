@@ -100,6 +100,12 @@ class IncidentEngine:
         for item in items:
             if isinstance(item, Result):
                 for expectation in self._routes.route(customer_file, host, True, item.check):
+                    if (isinstance(expectation, ThresholdExpectation)
+                            and not expectation.counts_results
+                            and not expectation.may_be_problem(item)
+                            and dedup_key(customer, host, expectation.name, item.check)
+                            not in self._open_keys):
+                        continue  # fine, and nothing open: its verdict would change nothing
                     verdict = expectation.evaluate_result(host, item)
                     if verdict is None:
                         continue

@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from collector.expectations.base import Outcome, Severity
@@ -93,3 +95,27 @@ def test_without_a_metric_the_status_is_followed_and_unknown_is_ignored() -> Non
 def test_inconsistent_thresholds_are_refused(keys: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         threshold(**keys)
+
+
+@given(
+    value=st.one_of(st.none(), st.floats(-10, 110, allow_nan=False)),
+    status=st.sampled_from(list(Status)),
+    keys=st.sampled_from([
+        {"metric": "used_percent", "warn": 80, "crit": 90},
+        {"metric": "used_percent", "warn": 80, "crit": 90, "clear_below": 70},
+        {"metric": "free_percent", "warn": 20, "crit": 10, "above": False, "clear_above": 30},
+        {"metric": "used_percent", "crit": 95},
+        {},
+    ]),
+)
+def test_may_be_problem_is_false_only_where_evaluation_finds_no_problem(
+    value: float | None, status: Status, keys: dict[str, object]
+) -> None:
+    # The engine skips evaluating results may_be_problem() calls fine: it must never hide one.
+    expectation = threshold(check="disk:*", **keys)
+    metrics = {} if value is None else {str(keys.get("metric", "used_percent")): value}
+    judged = Result(probe="disk", check="disk:/data", status=status, summary="s",
+                    observed_at=datetime(2026, 3, 2, tzinfo=UTC), metrics=metrics)
+    verdict = expectation.evaluate_result("web1", judged)
+    is_problem = verdict is not None and verdict.outcome is Outcome.PROBLEM
+    assert expectation.may_be_problem(judged) == is_problem
