@@ -186,36 +186,30 @@ class Ingest:
     def _store_batches(
         self, conn: sa.Connection, batches: Sequence[_QueuedBatch]
     ) -> list[CommittedBatch | BaseException]:
-        refused_stream = StreamFailedError("an earlier batch of this stream failed; reconnect")
-        live = [b for b in batches if not b.stream.failed]
-        if len(live) == len(batches):
+        if len(batches) > 1 and not any(b.stream.failed for b in batches):
             try:
                 with conn.begin_nested():
                     return list(self._store(conn, batches))
             except Exception as exc:  # noqa: BLE001 - isolated below
-                if len(batches) == 1:
-                    batches[0].stream.failed = True
-                    self._log.exception("ingest.batch_failed", agent_id=batches[0].stream.agent_id,
-                                        error=str(exc))
-                    return [exc]
                 self._log.warning("ingest.group_failed_isolating", batches=len(batches),
                                   error=str(exc))
         # One batch may be bad: store each alone, in order, within this job, so that no later
         # batch of its stream can commit before it.
-        outcomes: list[CommittedBatch | BaseException] = []
-        for batch in batches:
-            if batch.stream.failed:
-                outcomes.append(refused_stream)
-                continue
-            try:
-                with conn.begin_nested():
-                    outcomes.extend(self._store(conn, [batch]))
-            except Exception as exc:  # noqa: BLE001 - this batch's caller gets it
-                batch.stream.failed = True
-                self._log.exception("ingest.batch_failed", agent_id=batch.stream.agent_id,
-                                    error=str(exc))
-                outcomes.append(exc)
-        return outcomes
+        return [self._store_alone(conn, batch) for batch in batches]
+
+    def _store_alone(
+        self, conn: sa.Connection, batch: _QueuedBatch
+    ) -> CommittedBatch | BaseException:
+        if batch.stream.failed:
+            return StreamFailedError("an earlier batch of this stream failed; reconnect")
+        try:
+            with conn.begin_nested():
+                return self._store(conn, [batch])[0]
+        except Exception as exc:  # noqa: BLE001 - this batch's caller gets it
+            batch.stream.failed = True
+            self._log.exception("ingest.batch_failed", agent_id=batch.stream.agent_id,
+                                error=str(exc))
+            return exc
 
     def _store(self, conn: sa.Connection, batches: Sequence[_QueuedBatch]) -> list[CommittedBatch]:
         received_at = self._clock.now()
