@@ -84,7 +84,8 @@ class Coalescer(Generic[E, R]):
         except Exception as exc:  # noqa: BLE001 - the writer is closed: fail what is queued
             with self._lock:
                 self._job_waiting = False
-            for _, future in self._take_all():
+                failed, self._queued = self._queued, []
+            for _, future in failed:
                 future.set_exception(exc)
             return
         job.add_done_callback(lambda done: self._settle(taken, done))
@@ -100,16 +101,15 @@ class Coalescer(Generic[E, R]):
             self._submit_job()
         return taken
 
-    def _take_all(self) -> list[tuple[E, Future[R]]]:
-        with self._lock:
-            taken, self._queued = self._queued, []
-        return taken
-
     def _settle(
         self, taken: list[tuple[E, Future[R]]], done: Future[Sequence[R | BaseException]]
     ) -> None:
         error = done.exception()
         if error is not None:
+            if not taken:
+                # The writer failed the job before it ran (no connection): the entries it
+                # would have taken fail with it, or they would wait for a job that never comes.
+                taken.extend(self._take())
             self._log.warning("coalesce.job_failed", entries=len(taken), error=str(error))
             if self._on_failure is not None:
                 # In the writer thread, before it takes its next job.

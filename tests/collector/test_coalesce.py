@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -110,3 +111,17 @@ def test_after_commit_gets_the_values_of_the_job(writer: StoreWriter) -> None:
     coalescer.add("a").result(10)
     writer.submit(lambda conn: None).result(10)  # after_commit steps run before the next job
     assert seen == [["A"]]
+
+
+def test_when_the_store_cannot_be_opened_every_entry_fails_and_none_waits(
+    tmp_path: Path,
+) -> None:
+    # The writer fails its jobs before they run: nothing may stay queued behind them.
+    unopenable = StoreWriter(sa.create_engine(f"sqlite:///{tmp_path / 'missing' / 'x.db'}"))
+    try:
+        coalescer: Coalescer[str, str] = Coalescer(unopenable, Recorder().work)
+        for name in "ab":
+            with pytest.raises(sa.exc.OperationalError):
+                coalescer.add(name).result(10)
+    finally:
+        unopenable.close()
