@@ -51,13 +51,6 @@ def mark_all_disconnected(conn: sa.Connection) -> None:
     conn.execute(agents.update().where(agents.c.connected.is_(True)).values(connected=False))
 
 
-def acked_seq_of(conn: sa.Connection, agent_id: str) -> int:
-    value = conn.execute(
-        sa.select(agents.c.acked_seq).where(agents.c.agent_id == agent_id)
-    ).scalar_one_or_none()
-    return int(value or 0)
-
-
 def acked_seqs_of(conn: sa.Connection, agent_ids: Collection[str]) -> dict[str, int]:
     """The stored acked_seq of each of these agents (a missing agent: absent)."""
     if not agent_ids:
@@ -112,13 +105,6 @@ def record_streams_opened(conn: sa.Connection, opened: Sequence[StreamOpened]) -
     ])
     acked = acked_seqs_of(conn, {o.agent_id for o in opened})
     return [acked.get(o.agent_id, 0) for o in opened]
-
-
-def mark_connected(
-    conn: sa.Connection, agent_id: str, *, host: str, version: str, at: datetime
-) -> int:
-    """Record one new stream; returns the agent's acked_seq for the Welcome."""
-    return record_streams_opened(conn, [StreamOpened(agent_id, host, version, at)])[0]
 
 
 def mark_disconnected(conn: sa.Connection, agent_id: str, *, at: datetime) -> None:

@@ -18,7 +18,12 @@ from collector.auth import sha256_hex
 from collector.customers import CustomerSet, load_customer_text
 from collector.incidents.engine import IncidentEngine
 from collector.ingest import IncomingItem, Ingest
-from collector.store.agents import AgentCredential, mark_connected, register_credentials
+from collector.store.agents import (
+    AgentCredential,
+    StreamOpened,
+    record_streams_opened,
+    register_credentials,
+)
 from collector.store.engine import open_store
 from collector.store.schema import agents, incidents, job_slots, outbox
 from collector.store.writer import StoreWriter
@@ -56,8 +61,8 @@ class Night:
 
     def _connect(self, agent_id: str, host: str) -> None:
         at = self.clock.now()
-        self.writer.submit(lambda conn: mark_connected(
-            conn, agent_id, host=host, version="test", at=at)).result()
+        self.writer.submit(lambda conn: record_streams_opened(
+            conn, [StreamOpened(agent_id, host, "test", at)])).result()
 
     def _start(self) -> None:
         self.db = open_store(self.url)
