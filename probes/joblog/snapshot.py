@@ -4,9 +4,10 @@ The joblog tailer (probes/joblog/tailer.py) makes every decision (which file is 
 truncation, where to read) through a FileAccess. Over SSH the files cannot be opened, only
 listed and read in ranges by commands; this snapshot answers the tailer from those outputs:
 - `stat`, `glob` and `folder_entries` from find's listing (symlinks followed, as os.stat does);
-- `open(...).read()` from the byte ranges dd returned. A read of bytes that were not fetched
-  raises `BytesNotFetched` (an OSError, so the tailer keeps that file's old position) and is
-  recorded in `misses`: the SSH form turns the misses into the next round's dd commands.
+- `open(...).read()` and `.readinto()` from the byte ranges dd returned. A read of bytes that
+  were not fetched raises `BytesNotFetched` (an OSError, so the tailer keeps that file's old
+  position) and is recorded in `misses`, with whether it was a fingerprint check's `read` or a
+  `readinto` of lines: the SSH form turns the misses into the next round's dd commands.
 
 A file ends (EOF) where a dd read came back short with some bytes; a read that came back empty
 only says the end is at its start or before (its listed size if that is smaller). Bytes short
@@ -248,6 +249,9 @@ class Miss:
     path: str
     offset: int
     size: int
+    # A fingerprint check's read (the tailer's `read`: a head, the bytes before an offset), not
+    # a read of lines (`readinto`).
+    fingerprint: bool
 
 
 class _SnapshotReader:
@@ -262,9 +266,17 @@ class _SnapshotReader:
         return offset
 
     def read(self, size: int, /) -> bytes:
+        return self._take(size, fingerprint=True)
+
+    def readinto(self, buffer: memoryview, /) -> int:
+        data = self._take(len(buffer), fingerprint=False)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _take(self, size: int, *, fingerprint: bool) -> bytes:
         data = self._fetched.get(self._offset, size)
         if data is None:
-            self._snapshot.misses.append(Miss(self._path, self._offset, size))
+            self._snapshot.misses.append(Miss(self._path, self._offset, size, fingerprint))
             raise BytesNotFetched(errno.EAGAIN, "not read over SSH", self._path)
         self._offset += len(data)
         return data

@@ -17,10 +17,11 @@ know which bytes to read before it has seen the files, so a poll takes rounds of
 How the rounds are chosen without a second copy of the tailer's logic: the tailer reads through
 a FileAccess (tailer.py), and here it runs on a RemoteSnapshot (snapshot.py) of the outputs so
 far. Where it asks for bytes no output holds, the snapshot records a miss, and the misses become
-the next round's dd commands: a head read becomes the file's first HEAD_BYTES; any other read
-becomes a range from just before it (so the position's tail check comes along) to the end of
-the file or of what the per-run byte budget leaves. So the SAME TailRun decides rotation by
-rename and copytruncate, truncation, fingerprints, cut long lines and partial last lines.
+the next round's dd commands: a fingerprint check's head read becomes the file's first
+HEAD_BYTES; any other read becomes a range from just before it (so the position's tail check
+comes along) to the end of the file or of what the per-run byte budget leaves. So the SAME
+TailRun decides rotation by rename and copytruncate, truncation, fingerprints, cut long lines
+and partial last lines.
 
 State: the document OffsetStore writes (`state_document`), JSON-able. The poller keeps it per
 host and probe and stores the new one only after the items are stored, as the agent commits
@@ -202,9 +203,11 @@ class JoblogSshForm:
             listed = snapshot.listing.files.get(miss.path)
             size = listed.stat.size if listed is not None else 0
             known = listed is not None and listed.stat.key in positions
-            if miss.offset == 0 and miss.size <= HEAD_BYTES and (known or miss.path not in matched):
+            head_check = miss.fingerprint and miss.offset == 0
+            if head_check and (known or miss.path not in matched):
                 # A fingerprint check of a known file or of a possible copy: its head, and for a
-                # known file the bytes before its offset, which the check reads next.
+                # known file the bytes before its offset, which the check reads next. (A new
+                # file the globs match is read whole anyway: fetched whole, below.)
                 wanted.setdefault(miss.path, set()).add((0, HEAD_BYTES))
                 position = positions.get(listed.stat.key) if listed is not None else None
                 if position is not None and position.offset > 0:

@@ -36,6 +36,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Generator, Iterable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -48,8 +49,7 @@ HEAD_BYTES = 1024
 # How many bytes before the saved offset must still be there for the offset to be trusted.
 TAIL_CHECK_BYTES = 64
 # Bytes per read for `blocks()`, whose every block is copied out. Over-long lines are found
-# anywhere in a read, so reads need not be shorter than max_line_bytes (reads of 1 KiB at a
-# file's start would look like head fingerprint reads to the SSH form's planner).
+# anywhere in a read, so reads need not be shorter than max_line_bytes.
 MAX_CHUNK_BYTES = 64 * 1024
 # Bytes per read for `spans()`: large enough that the per-block cost in Python is small, small
 # enough that a read, its line count and its scan run within the CPU's L2 cache.
@@ -162,11 +162,18 @@ class FolderEntry:
 
 
 class ByteSource(Protocol):
-    """An open file, read at offsets."""
+    """An open file, read at offsets.
+
+    The tailer reads lines with `readinto` and only the fingerprint checks' few bytes (a head,
+    the bytes before an offset) with `read`: a source that fetches bytes on demand (the SSH
+    snapshot) learns from the method which kind of read it could not serve.
+    """
 
     def seek(self, offset: int, /) -> int: ...
 
     def read(self, size: int, /) -> bytes: ...
+
+    def readinto(self, buffer: memoryview, /) -> int: ...
 
     def close(self) -> None: ...
 
@@ -383,15 +390,10 @@ class TailRun:
 
     def _check(self, found: _Seen, pos: FilePosition) -> bool:
         try:
-            f = self._files.open(found.path)
+            with closing(self._files.open(found.path)) as f:
+                return self._still_same(f, found.st.size, pos)
         except OSError:
             return True  # unreadable now: _read reports it and keeps the position
-        try:
-            return self._still_same(f, found.st.size, pos)
-        except OSError:
-            return True
-        finally:
-            f.close()
 
     def _find_copy(
         self, pos: FilePosition, seen: Mapping[str, _Seen], claimed: set[str]
@@ -403,15 +405,10 @@ class TailRun:
             if cand.st.key in claimed or cand.st.size < pos.offset:
                 continue
             try:
-                f = self._files.open(cand.path)
+                with closing(self._files.open(cand.path)) as f:
+                    same = self._still_same(f, cand.st.size, pos)
             except OSError:
                 continue
-            try:
-                same = self._still_same(f, cand.st.size, pos)
-            except OSError:
-                continue
-            finally:
-                f.close()
             if same:
                 log.info("joblog.copy_found", path=cand.path, of=pos.path)
                 return cand
@@ -473,7 +470,6 @@ class TailRun:
     ) -> Generator[LineSpan, None, FilePosition]:
         limit = self._settings.max_line_bytes
         buffer = self._read_buffer(read_bytes)
-        readinto = getattr(f, "readinto", None)  # a FileAccess's source may only have read()
         offset = pos.offset  # file offset of buffer[0]
         skipping = pos.skipping_long_line
         held = 0  # buffer[:held]: a partial line, its newline not read yet
@@ -484,13 +480,8 @@ class TailRun:
                 self.budget_exhausted = True
                 break
             wanted = read_bytes if budget is None else min(read_bytes, budget)
-            if readinto is not None:
-                with memoryview(buffer) as room:
-                    got: int = readinto(room[held : held + wanted]) or 0
-            else:
-                chunk = f.read(wanted)
-                got = len(chunk)
-                buffer[held : held + got] = chunk
+            with memoryview(buffer) as room:
+                got = f.readinto(room[held : held + wanted])
             if got == 0:
                 break
             self.bytes_read += got
