@@ -55,7 +55,7 @@ def _match(parts: Sequence[str], names: Sequence[str], *, prefix: bool) -> bool:
 
 
 def _relative(pattern: str, path: str) -> tuple[list[str], list[str]] | None:
-    """Pattern and path components after their shared leading literal part."""
+    """Pattern and path split into components; None when only one of them is absolute."""
     absolute = pattern.startswith("/")
     if absolute != path.startswith("/"):
         return None
