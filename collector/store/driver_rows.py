@@ -17,6 +17,8 @@ chunks of 128 rows keep 35,000 (and are faster alone too).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,10 +36,19 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def _sqlite_time_text(value: Any) -> Any:
+    """The text SQLAlchemy's SQLite DateTime stores, `YYYY-MM-DD HH:MM:SS.ffffff` (the wall
+    time; an offset is not kept), made by datetime's C isoformat: the dialect's own processor
+    formats seven fields in Python, a tenth of the writer's time per result."""
+    if type(value) is datetime:
+        return value.isoformat(" ", "microseconds")[:26]
+    return _SQLITE_TIME(value) if _SQLITE_TIME is not None else value
+
+
 def time_to_db(conn: sa.Connection) -> Callable[[Any], Any]:
     """What a datetime must become in a row given to `DriverInsert.execute` on conn."""
-    if conn.dialect.name == "sqlite" and _SQLITE_TIME is not None:
-        return _SQLITE_TIME
+    if conn.dialect.name == "sqlite":
+        return _sqlite_time_text
     return _identity
 
 
@@ -75,8 +86,7 @@ class DriverInsert:
         while start < len(rows):
             size = min(CHUNK_ROWS, _largest_power_of_two_at_most(len(rows) - start))
             chunk = rows[start:start + size]
-            conn.exec_driver_sql(self._sqlite_sql[size],
-                                 tuple(value for row in chunk for value in row))
+            conn.exec_driver_sql(self._sqlite_sql[size], tuple(chain.from_iterable(chunk)))
             start += size
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.dialects import sqlite
 from structlog.testing import capture_logs
 
 from collector.ingest import IncomingItem, Ingest, StreamFailedError
-from collector.store.schema import agents, audit_log, check_state, job_runs, results
+from collector.store.driver_rows import time_to_db
+from collector.store.schema import UTC_TIME, agents, audit_log, check_state, job_runs, results
 from collector.store.writer import StoreWriter
 from probes.clock import ManualClock
 from probes.result import Item, JobOutcome, JobRun, Result, Status
@@ -294,3 +298,14 @@ def test_a_batch_of_any_size_is_stored_whole_in_statements_of_many_rows(
     assert [(row.seq, row.check_key) for row in stored] == [
         (seq, f"disk:/d{seq % 7}") for seq in range(1, 302)]
     assert states == 7
+
+
+# Hypothesis takes naive bounds, and puts the time zones on itself.
+@given(moment=st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31),  # noqa: DTZ001
+                           timezones=st.sampled_from([None, UTC, timezone(timedelta(hours=-5))])))
+def test_the_driver_time_text_is_the_dialects_own(moment: datetime) -> None:
+    sqlite_dialect = sqlite.dialect()
+    dialect_text = UTC_TIME.dialect_impl(sqlite_dialect).bind_processor(sqlite_dialect)
+    assert dialect_text is not None
+    with sa.create_engine("sqlite://").connect() as conn:
+        assert time_to_db(conn)(moment) == dialect_text(moment)
