@@ -8,7 +8,7 @@ One bidirectional stream to a collector (docs/wire-contract.md):
     ItemBatch (seqs ascending)       ->
     ItemBatch ...                    ->
                                      <-  Ack (acked_seq, sent after commit)
-    Heartbeat (every N s)            ->
+    Heartbeat (every N s; none while batches carry its figures) ->
                                      <-  Command
     CommandResult                    ->
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 from collections import deque
 from collections.abc import Sequence
@@ -182,10 +183,14 @@ def _describe(error: BaseException) -> str:
 class _Session:
     """One open stream: what the sender and receiver share."""
 
-    def __init__(self, call: Any, max_batch_items: int, sent_up_to: int, now: float) -> None:
+    def __init__(self, call: Any, max_batch_items: int, sent_up_to: int, now: float,
+                 heartbeat_interval_s: float) -> None:
         self.call = call
         self.max_batch_items = max_batch_items
         self.sent_up_to = sent_up_to
+        self.heartbeat_interval_s = heartbeat_interval_s
+        # When the agent's figures last went out, alone or on a batch (loop time).
+        self.figures_sent_at = -math.inf
         self.in_flight: deque[int] = deque()  # the last seq of each unacked batch
         self.window_open = asyncio.Event()
         self.window_open.set()
@@ -302,7 +307,10 @@ class StreamClient:
                 raise StreamEnded("the collector closed the stream before its Welcome")
             if first.WhichOneof("body") != "welcome":
                 raise StreamEnded(f"expected Welcome, got {first.WhichOneof('body')}")
-            session = self._welcome(first.welcome, call)
+            heartbeat_interval_s = first.welcome.heartbeat_interval_s or (
+                self._config.heartbeat_interval_s
+            )
+            session = self._welcome(first.welcome, call, heartbeat_interval_s)
             self.connected_endpoint = endpoint
             self.sessions_opened += 1
             log.info(
@@ -312,14 +320,11 @@ class StreamClient:
                 spool_depth=self._spool.depth,
                 max_batch_items=session.max_batch_items,
             )
-            heartbeat_interval_s = first.welcome.heartbeat_interval_s or (
-                self._config.heartbeat_interval_s
-            )
             tasks = [
                 asyncio.create_task(self._send_batches(session), name="stream.sender"),
                 asyncio.create_task(self._receive(session), name="stream.receiver"),
                 asyncio.create_task(
-                    self._send_heartbeats(session, heartbeat_interval_s), name="stream.heartbeat"
+                    self._send_heartbeats(session), name="stream.heartbeat"
                 ),
                 asyncio.create_task(self._watch_acks(session), name="stream.watchdog"),
             ]
@@ -346,7 +351,9 @@ class StreamClient:
             probes=[p.name for p in self._config.probes],
         )
 
-    def _welcome(self, welcome: stream_pb2.Welcome, call: Any) -> _Session:
+    def _welcome(
+        self, welcome: stream_pb2.Welcome, call: Any, heartbeat_interval_s: float
+    ) -> _Session:
         acked_seq = welcome.acked_seq
         if acked_seq >= self._spool.next_seq:
             # The collector has more from us than this spool ever numbered: a reset spool.
@@ -364,7 +371,8 @@ class StreamClient:
             limit = min(limit, welcome.max_batch_items)
         loop = asyncio.get_running_loop()
         # Everything above the collector's ack is sent (again): acks alone delete.
-        return _Session(call, max(1, limit), sent_up_to=acked_seq, now=loop.time())
+        return _Session(call, max(1, limit), sent_up_to=acked_seq, now=loop.time(),
+                        heartbeat_interval_s=heartbeat_interval_s)
 
     async def _send_batches(self, session: _Session) -> None:
         while True:
@@ -373,6 +381,12 @@ class StreamClient:
                 await session.window_open.wait()
             rows = await self._gather_rows(session)
             batch = build_batch(rows, MAX_BATCH_BYTES)
+            now = asyncio.get_running_loop().time()
+            # Figures ride on a batch once half an interval old, so a stream that sends a batch
+            # at least every half interval needs no Heartbeat message of its own.
+            if now - session.figures_sent_at >= session.heartbeat_interval_s / 2:
+                batch.heartbeat.CopyFrom(self.heartbeat())
+                session.figures_sent_at = now
             last_seq = batch.items[-1].seq
             await session.write(stream_pb2.AgentMessage(batch=batch))
             if not session.in_flight:
@@ -444,10 +458,17 @@ class StreamClient:
         result = stream_pb2.CommandResult(command_id=command.command_id, error=COMMANDS_DISABLED)
         await session.write(stream_pb2.AgentMessage(command_result=result))
 
-    async def _send_heartbeats(self, session: _Session, interval_s: float) -> None:
+    async def _send_heartbeats(self, session: _Session) -> None:
+        """A Heartbeat when the figures have not gone out on a batch for a whole interval."""
+        loop = asyncio.get_running_loop()
+        interval_s = session.heartbeat_interval_s
         while True:
-            await session.write(stream_pb2.AgentMessage(heartbeat=self.heartbeat()))
-            await asyncio.sleep(interval_s)
+            since_figures = loop.time() - session.figures_sent_at
+            if since_figures >= interval_s:
+                await session.write(stream_pb2.AgentMessage(heartbeat=self.heartbeat()))
+                session.figures_sent_at = loop.time()
+                since_figures = 0.0
+            await asyncio.sleep(interval_s - since_figures)
 
     def heartbeat(self) -> stream_pb2.Heartbeat:
         return stream_pb2.Heartbeat(

@@ -332,11 +332,14 @@ class AgentStreamService(stream_pb2_grpc.AgentStreamServicer):
                 return
             body = message.WhichOneof("body")
             if body == "batch":
+                batch = message.batch
                 try:
-                    items = items_from_batch(message.batch, self._max_batch_items)
+                    items = items_from_batch(batch, self._max_batch_items)
                 except BatchRejectedError as exc:
                     log.warning("stream.batch_rejected", error=str(exc))
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+                if batch.HasField("heartbeat"):
+                    self._record_heartbeat(agent.agent_id, batch.heartbeat, log)
                 acked_seq = await ingest_stream.commit(items)
                 # After the commit, never before: the agent deletes what this covers.
                 await context.write(

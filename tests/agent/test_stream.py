@@ -115,6 +115,36 @@ def test_hello_says_who_the_agent_is_and_where_its_spool_stands(tmp_path: Path) 
     run(scenario)
 
 
+def test_while_batches_flow_the_figures_ride_on_them_and_no_heartbeat_message_is_sent(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        # Batches every ~0.1 s against a 2 s interval: figures go out on a batch once a second;
+        # a Heartbeat message would need a whole second with no batch at all.
+        collector = TinyCollector(heartbeat_interval_s=2)
+        server, port = await start_server(collector)
+        spool = open_spool(tmp_path)
+        items_waiting = asyncio.Event()
+        config = agent_config(tmp_path, port, batch={"max_items": 10, "linger_ms": 10})
+        task = asyncio.create_task(client_for(config, spool, items_waiting).run())
+        await eventually(lambda: len(collector.hellos) == 1, "the hello")
+        standalone_at_start = len(collector.heartbeats)
+        for reading in range(40):
+            spool_results(spool, 1, start=reading)
+            items_waiting.set()
+            await asyncio.sleep(0.1)
+        await eventually(lambda: len(collector.committed) == 40, "every item")
+        await stopped(task)
+        await server.stop(0)
+        # At most the one sent as the stream opened, before any batch could carry the figures.
+        assert standalone_at_start <= 1
+        assert len(collector.heartbeats) == standalone_at_start
+        assert len(collector.batch_heartbeats) >= 2
+        assert all(beat.rss_bytes > 0 for beat in collector.batch_heartbeats)
+
+    run(scenario)
+
+
 def test_items_arrive_in_seq_order_once_in_bounded_batches_and_acks_empty_the_spool(
     tmp_path: Path,
 ) -> None:

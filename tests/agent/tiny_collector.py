@@ -15,14 +15,18 @@ TOKEN = "agent-token-0123456789"  # noqa: S105 - a test token for a test server
 class TinyCollector(stream_pb2_grpc.AgentStreamServicer):
     """Commits every new seq to a list, then acks; remembers what the agent said."""
 
-    def __init__(self, max_batch_items: int = 1000, acked_seq: int = 0) -> None:
+    def __init__(self, max_batch_items: int = 1000, acked_seq: int = 0,
+                 heartbeat_interval_s: int = 1) -> None:
         self.max_batch_items = max_batch_items
+        self.heartbeat_interval_s = heartbeat_interval_s
         self.acked_seq = acked_seq
         self.committed: list[int] = []
         self.items: list[stream_pb2.Item] = []
         self.batch_sizes: list[int] = []
         self.hellos: list[stream_pb2.Hello] = []
         self.heartbeats: list[stream_pb2.Heartbeat] = []
+        # Figures that rode on a batch instead of a Heartbeat message.
+        self.batch_heartbeats: list[stream_pb2.Heartbeat] = []
         self.command_results: list[stream_pb2.CommandResult] = []
         self.commands: list[stream_pb2.Command] = []
         self.refusals = 0
@@ -42,7 +46,7 @@ class TinyCollector(stream_pb2_grpc.AgentStreamServicer):
             welcome=stream_pb2.Welcome(
                 acked_seq=self.acked_seq,
                 max_batch_items=self.max_batch_items,
-                heartbeat_interval_s=1,
+                heartbeat_interval_s=self.heartbeat_interval_s,
             )
         )
         for command in self.commands:
@@ -51,6 +55,8 @@ class TinyCollector(stream_pb2_grpc.AgentStreamServicer):
             kind = message.WhichOneof("body")
             if kind == "batch":
                 self.batch_sizes.append(len(message.batch.items))
+                if message.batch.HasField("heartbeat"):
+                    self.batch_heartbeats.append(message.batch.heartbeat)
                 if not self.acking:
                     continue
                 for item in message.batch.items:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64\x61ybreak/v1/stream.proto\x12\x0b\x64\x61ybreak.v1\"\xc7\x01\n\x0c\x41gentMessage\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.daybreak.v1.HelloH\x00\x12\'\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x16.daybreak.v1.ItemBatchH\x00\x12+\n\theartbeat\x18\x03 \x01(\x0b\x32\x16.daybreak.v1.HeartbeatH\x00\x12\x34\n\x0e\x63ommand_result\x18\x04 \x01(\x0b\x32\x1a.daybreak.v1.CommandResultH\x00\x42\x06\n\x04\x62ody\"\x84\x01\n\x05Hello\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x10\n\x08\x63ustomer\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x16\n\x0elast_acked_seq\x18\x05 \x01(\x04\x12\x10\n\x08next_seq\x18\x06 \x01(\x04\x12\x0e\n\x06probes\x18\x07 \x03(\t\"-\n\tItemBatch\x12 \n\x05items\x18\x01 \x03(\x0b\x32\x11.daybreak.v1.Item\"j\n\x04Item\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12%\n\x06result\x18\x02 \x01(\x0b\x32\x13.daybreak.v1.ResultH\x00\x12&\n\x07job_run\x18\x03 \x01(\x0b\x32\x13.daybreak.v1.JobRunH\x00\x42\x06\n\x04kind\"\x87\x02\n\x06Result\x12\x10\n\x08\x63ustomer\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\r\n\x05probe\x18\x03 \x01(\t\x12\r\n\x05\x63heck\x18\x04 \x01(\t\x12#\n\x06status\x18\x05 \x01(\x0e\x32\x13.daybreak.v1.Status\x12\x31\n\x07metrics\x18\x06 \x03(\x0b\x32 .daybreak.v1.Result.MetricsEntry\x12\x0f\n\x07summary\x18\x07 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x08 \x01(\t\x12\x16\n\x0eobserved_at_ms\x18\t \x01(\x03\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x8c\x02\n\x06JobRun\x12\x10\n\x08\x63ustomer\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\r\n\x05probe\x18\x03 \x01(\t\x12\x0b\n\x03job\x18\x04 \x01(\t\x12\x0e\n\x06run_id\x18\x05 \x01(\t\x12(\n\x07outcome\x18\x06 \x01(\x0e\x32\x17.daybreak.v1.JobOutcome\x12\x15\n\rstarted_at_ms\x18\x07 \x01(\x03\x12\x16\n\x0e\x66inished_at_ms\x18\x08 \x01(\x03\x12\x16\n\texit_code\x18\t \x01(\x05H\x00\x88\x01\x01\x12\x0f\n\x07\x65xcerpt\x18\n \x01(\t\x12\x0e\n\x06source\x18\x0b \x01(\t\x12\x16\n\x0eobserved_at_ms\x18\x0c \x01(\x03\x42\x0c\n\n_exit_code\"\x87\x01\n\tHeartbeat\x12\x12\n\nsent_at_ms\x18\x01 \x01(\x03\x12\x10\n\x08uptime_s\x18\x02 \x01(\x01\x12\x13\n\x0bspool_depth\x18\x03 \x01(\x04\x12\x17\n\x0fresults_dropped\x18\x04 \x01(\x04\x12\x11\n\trss_bytes\x18\x05 \x01(\x04\x12\x13\n\x0b\x63pu_percent\x18\x06 \x01(\x01\"\x7f\n\rCommandResult\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12$\n\x07results\x18\x02 \x03(\x0b\x32\x13.daybreak.v1.Result\x12%\n\x08job_runs\x18\x03 \x03(\x0b\x32\x13.daybreak.v1.JobRun\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"\x8d\x01\n\x10\x43ollectorMessage\x12\'\n\x07welcome\x18\x01 \x01(\x0b\x32\x14.daybreak.v1.WelcomeH\x00\x12\x1f\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x10.daybreak.v1.AckH\x00\x12\'\n\x07\x63ommand\x18\x03 \x01(\x0b\x32\x14.daybreak.v1.CommandH\x00\x42\x06\n\x04\x62ody\"S\n\x07Welcome\x12\x11\n\tacked_seq\x18\x01 \x01(\x04\x12\x17\n\x0fmax_batch_items\x18\x02 \x01(\r\x12\x1c\n\x14heartbeat_interval_s\x18\x03 \x01(\r\"\x18\n\x03\x41\x63k\x12\x11\n\tacked_seq\x18\x01 \x01(\x04\"j\n\x07\x43ommand\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\r\n\x05probe\x18\x02 \x01(\t\x12\x13\n\x0bparams_json\x18\x03 \x01(\t\x12\x11\n\ttimeout_s\x18\x04 \x01(\r\x12\x14\n\x0crequested_by\x18\x05 \x01(\t*e\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\r\n\tSTATUS_OK\x10\x01\x12\x0f\n\x0bSTATUS_WARN\x10\x02\x12\x0f\n\x0bSTATUS_CRIT\x10\x03\x12\x12\n\x0eSTATUS_UNKNOWN\x10\x04*u\n\nJobOutcome\x12\x1b\n\x17JOB_OUTCOME_UNSPECIFIED\x10\x00\x12\x17\n\x13JOB_OUTCOME_RUNNING\x10\x01\x12\x19\n\x15JOB_OUTCOME_SUCCEEDED\x10\x02\x12\x16\n\x12JOB_OUTCOME_FAILED\x10\x03\x32V\n\x0b\x41gentStream\x12G\n\x07\x43onnect\x12\x19.daybreak.v1.AgentMessage\x1a\x1d.daybreak.v1.CollectorMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64\x61ybreak/v1/stream.proto\x12\x0b\x64\x61ybreak.v1\"\xc7\x01\n\x0c\x41gentMessage\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.daybreak.v1.HelloH\x00\x12\'\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x16.daybreak.v1.ItemBatchH\x00\x12+\n\theartbeat\x18\x03 \x01(\x0b\x32\x16.daybreak.v1.HeartbeatH\x00\x12\x34\n\x0e\x63ommand_result\x18\x04 \x01(\x0b\x32\x1a.daybreak.v1.CommandResultH\x00\x42\x06\n\x04\x62ody\"\x84\x01\n\x05Hello\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x10\n\x08\x63ustomer\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\t\x12\x16\n\x0elast_acked_seq\x18\x05 \x01(\x04\x12\x10\n\x08next_seq\x18\x06 \x01(\x04\x12\x0e\n\x06probes\x18\x07 \x03(\t\"X\n\tItemBatch\x12 \n\x05items\x18\x01 \x03(\x0b\x32\x11.daybreak.v1.Item\x12)\n\theartbeat\x18\x02 \x01(\x0b\x32\x16.daybreak.v1.Heartbeat\"j\n\x04Item\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12%\n\x06result\x18\x02 \x01(\x0b\x32\x13.daybreak.v1.ResultH\x00\x12&\n\x07job_run\x18\x03 \x01(\x0b\x32\x13.daybreak.v1.JobRunH\x00\x42\x06\n\x04kind\"\x87\x02\n\x06Result\x12\x10\n\x08\x63ustomer\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\r\n\x05probe\x18\x03 \x01(\t\x12\r\n\x05\x63heck\x18\x04 \x01(\t\x12#\n\x06status\x18\x05 \x01(\x0e\x32\x13.daybreak.v1.Status\x12\x31\n\x07metrics\x18\x06 \x03(\x0b\x32 .daybreak.v1.Result.MetricsEntry\x12\x0f\n\x07summary\x18\x07 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x08 \x01(\t\x12\x16\n\x0eobserved_at_ms\x18\t \x01(\x03\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x8c\x02\n\x06JobRun\x12\x10\n\x08\x63ustomer\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\r\n\x05probe\x18\x03 \x01(\t\x12\x0b\n\x03job\x18\x04 \x01(\t\x12\x0e\n\x06run_id\x18\x05 \x01(\t\x12(\n\x07outcome\x18\x06 \x01(\x0e\x32\x17.daybreak.v1.JobOutcome\x12\x15\n\rstarted_at_ms\x18\x07 \x01(\x03\x12\x16\n\x0e\x66inished_at_ms\x18\x08 \x01(\x03\x12\x16\n\texit_code\x18\t \x01(\x05H\x00\x88\x01\x01\x12\x0f\n\x07\x65xcerpt\x18\n \x01(\t\x12\x0e\n\x06source\x18\x0b \x01(\t\x12\x16\n\x0eobserved_at_ms\x18\x0c \x01(\x03\x42\x0c\n\n_exit_code\"\x87\x01\n\tHeartbeat\x12\x12\n\nsent_at_ms\x18\x01 \x01(\x03\x12\x10\n\x08uptime_s\x18\x02 \x01(\x01\x12\x13\n\x0bspool_depth\x18\x03 \x01(\x04\x12\x17\n\x0fresults_dropped\x18\x04 \x01(\x04\x12\x11\n\trss_bytes\x18\x05 \x01(\x04\x12\x13\n\x0b\x63pu_percent\x18\x06 \x01(\x01\"\x7f\n\rCommandResult\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12$\n\x07results\x18\x02 \x03(\x0b\x32\x13.daybreak.v1.Result\x12%\n\x08job_runs\x18\x03 \x03(\x0b\x32\x13.daybreak.v1.JobRun\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"\x8d\x01\n\x10\x43ollectorMessage\x12\'\n\x07welcome\x18\x01 \x01(\x0b\x32\x14.daybreak.v1.WelcomeH\x00\x12\x1f\n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x10.daybreak.v1.AckH\x00\x12\'\n\x07\x63ommand\x18\x03 \x01(\x0b\x32\x14.daybreak.v1.CommandH\x00\x42\x06\n\x04\x62ody\"S\n\x07Welcome\x12\x11\n\tacked_seq\x18\x01 \x01(\x04\x12\x17\n\x0fmax_batch_items\x18\x02 \x01(\r\x12\x1c\n\x14heartbeat_interval_s\x18\x03 \x01(\r\"\x18\n\x03\x41\x63k\x12\x11\n\tacked_seq\x18\x01 \x01(\x04\"j\n\x07\x43ommand\x12\x12\n\ncommand_id\x18\x01 \x01(\t\x12\r\n\x05probe\x18\x02 \x01(\t\x12\x13\n\x0bparams_json\x18\x03 \x01(\t\x12\x11\n\ttimeout_s\x18\x04 \x01(\r\x12\x14\n\x0crequested_by\x18\x05 \x01(\t*e\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\r\n\tSTATUS_OK\x10\x01\x12\x0f\n\x0bSTATUS_WARN\x10\x02\x12\x0f\n\x0bSTATUS_CRIT\x10\x03\x12\x12\n\x0eSTATUS_UNKNOWN\x10\x04*u\n\nJobOutcome\x12\x1b\n\x17JOB_OUTCOME_UNSPECIFIED\x10\x00\x12\x17\n\x13JOB_OUTCOME_RUNNING\x10\x01\x12\x19\n\x15JOB_OUTCOME_SUCCEEDED\x10\x02\x12\x16\n\x12JOB_OUTCOME_FAILED\x10\x03\x32V\n\x0b\x41gentStream\x12G\n\x07\x43onnect\x12\x19.daybreak.v1.AgentMessage\x1a\x1d.daybreak.v1.CollectorMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,36 +33,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RESULT_METRICSENTRY']._loaded_options = None
   _globals['_RESULT_METRICSENTRY']._serialized_options = b'8\001'
-  _globals['_STATUS']._serialized_start=1700
-  _globals['_STATUS']._serialized_end=1801
-  _globals['_JOBOUTCOME']._serialized_start=1803
-  _globals['_JOBOUTCOME']._serialized_end=1920
+  _globals['_STATUS']._serialized_start=1743
+  _globals['_STATUS']._serialized_end=1844
+  _globals['_JOBOUTCOME']._serialized_start=1846
+  _globals['_JOBOUTCOME']._serialized_end=1963
   _globals['_AGENTMESSAGE']._serialized_start=42
   _globals['_AGENTMESSAGE']._serialized_end=241
   _globals['_HELLO']._serialized_start=244
   _globals['_HELLO']._serialized_end=376
   _globals['_ITEMBATCH']._serialized_start=378
-  _globals['_ITEMBATCH']._serialized_end=423
-  _globals['_ITEM']._serialized_start=425
-  _globals['_ITEM']._serialized_end=531
-  _globals['_RESULT']._serialized_start=534
-  _globals['_RESULT']._serialized_end=797
-  _globals['_RESULT_METRICSENTRY']._serialized_start=751
-  _globals['_RESULT_METRICSENTRY']._serialized_end=797
-  _globals['_JOBRUN']._serialized_start=800
-  _globals['_JOBRUN']._serialized_end=1068
-  _globals['_HEARTBEAT']._serialized_start=1071
-  _globals['_HEARTBEAT']._serialized_end=1206
-  _globals['_COMMANDRESULT']._serialized_start=1208
-  _globals['_COMMANDRESULT']._serialized_end=1335
-  _globals['_COLLECTORMESSAGE']._serialized_start=1338
-  _globals['_COLLECTORMESSAGE']._serialized_end=1479
-  _globals['_WELCOME']._serialized_start=1481
-  _globals['_WELCOME']._serialized_end=1564
-  _globals['_ACK']._serialized_start=1566
-  _globals['_ACK']._serialized_end=1590
-  _globals['_COMMAND']._serialized_start=1592
-  _globals['_COMMAND']._serialized_end=1698
-  _globals['_AGENTSTREAM']._serialized_start=1922
-  _globals['_AGENTSTREAM']._serialized_end=2008
+  _globals['_ITEMBATCH']._serialized_end=466
+  _globals['_ITEM']._serialized_start=468
+  _globals['_ITEM']._serialized_end=574
+  _globals['_RESULT']._serialized_start=577
+  _globals['_RESULT']._serialized_end=840
+  _globals['_RESULT_METRICSENTRY']._serialized_start=794
+  _globals['_RESULT_METRICSENTRY']._serialized_end=840
+  _globals['_JOBRUN']._serialized_start=843
+  _globals['_JOBRUN']._serialized_end=1111
+  _globals['_HEARTBEAT']._serialized_start=1114
+  _globals['_HEARTBEAT']._serialized_end=1249
+  _globals['_COMMANDRESULT']._serialized_start=1251
+  _globals['_COMMANDRESULT']._serialized_end=1378
+  _globals['_COLLECTORMESSAGE']._serialized_start=1381
+  _globals['_COLLECTORMESSAGE']._serialized_end=1522
+  _globals['_WELCOME']._serialized_start=1524
+  _globals['_WELCOME']._serialized_end=1607
+  _globals['_ACK']._serialized_start=1609
+  _globals['_ACK']._serialized_end=1633
+  _globals['_COMMAND']._serialized_start=1635
+  _globals['_COMMAND']._serialized_end=1741
+  _globals['_AGENTSTREAM']._serialized_start=1965
+  _globals['_AGENTSTREAM']._serialized_end=2051
 # @@protoc_insertion_point(module_scope)
