@@ -34,12 +34,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from agent.stream import MAX_BATCHES_IN_FLIGHT  # noqa: E402
-from collector.app import GIL_SWITCH_INTERVAL_S  # noqa: E402
 from collector.auth import AgentAuthenticator, sha256_hex  # noqa: E402
 from collector.customers import load_customers  # noqa: E402
 from collector.grpc_service import AgentStreamService, build_grpc_server  # noqa: E402
 from collector.incidents.engine import IncidentEngine  # noqa: E402
 from collector.ingest import Ingest  # noqa: E402
+from collector.runtime import freeze_startup_objects, tune_interpreter  # noqa: E402
 from collector.store.agents import AgentCredential, register_credentials  # noqa: E402
 from collector.store.engine import open_store  # noqa: E402
 from collector.store.schema import results  # noqa: E402
@@ -157,6 +157,7 @@ async def _run_collector(db_url: str, streams: int, per_stream: int, batch_size:
     server, _health = build_grpc_server(service, max_message_bytes=64 * 1024 * 1024)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
+    freeze_startup_objects()  # as `daybreak serve` does once started
     spawn = multiprocessing.get_context("spawn")
     out = spawn.Queue()
     agents = spawn.Process(target=_agents_process,
@@ -213,8 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="skip the incident engine (ingest and store only)")
     args = parser.parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
-    # The GIL switch interval `daybreak serve` runs with (collector/app.py).
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    # The interpreter as `daybreak serve` tunes it (collector/runtime.py).
+    tune_interpreter()
     with tempfile.TemporaryDirectory(prefix="daybreak-bench-") as tmp:
         baseline = _baseline(Path(tmp) / "baseline.db", args.total, args.batch)
         for streams in args.streams:

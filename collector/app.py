@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import signal
 import socket
-import sys
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,6 +35,7 @@ from collector.grpc_service import AgentStreamService, build_grpc_server, mark_s
 from collector.incidents.engine import IncidentEngine
 from collector.ingest import Ingest
 from collector.retention import ResultsRetention
+from collector.runtime import freeze_startup_objects, tune_interpreter
 from collector.sinks.build import SinkFactory
 from collector.sinks.delivery import OutboxDelivery
 from collector.store.agents import AgentCredential, mark_all_disconnected, register_credentials
@@ -49,11 +49,6 @@ from probes.configfile import ConfigError
 GRPC_SHUTDOWN_GRACE_S = 10.0
 HTTP_SHUTDOWN_GRACE_S = 10.0
 OUTBOX_SHUTDOWN_GRACE_S = 10.0
-# The store writer thread gives up the GIL inside SQLite for every row it writes; with the
-# default 5 ms switch interval it then waits up to 5 ms for the event loop to hand it back,
-# many times per batch. 0.5 ms took the p99 from a failing result to its incident from about
-# 1 s to 0.6 s at 5,000 hosts x 10 checks (bench/incidents.py).
-GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 class _UvicornWithoutSignals(uvicorn.Server):
@@ -86,13 +81,16 @@ class CollectorApp:
         self.http_port: int | None = None
         self._started = asyncio.Event()
         self._reload_customers: Callable[[], str] | None = None
+        self._owns_process = False
 
     async def wait_started(self) -> None:
         await self._started.wait()
 
     def run(self) -> int:
         """Serve until SIGTERM or SIGINT; returns the process exit code."""
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # the process is ours (`daybreak serve`)
+        # The process is ours (`daybreak serve`): tune the interpreter for serving.
+        tune_interpreter()
+        self._owns_process = True
         return asyncio.run(self._run_until_signalled())
 
     async def _run_until_signalled(self) -> int:
@@ -214,6 +212,8 @@ class CollectorApp:
             customers=len(prepared.customers),
         )
         self._started.set()
+        if self._owns_process:
+            freeze_startup_objects()
         try:
             stop_task = asyncio.create_task(stop.wait())
             await asyncio.wait({stop_task, http_task}, return_when=asyncio.FIRST_COMPLETED)

@@ -1,7 +1,9 @@
-"""Serving tunes the interpreter for the store writer thread (see GIL_SWITCH_INTERVAL_S)."""
+"""Serving tunes the interpreter it owns: the GIL switch interval for the store writer thread,
+the garbage collector for ingest's allocation churn (collector/runtime.py)."""
 
 from __future__ import annotations
 
+import ast
 import signal
 import subprocess
 import sys
@@ -9,25 +11,28 @@ from pathlib import Path
 
 import yaml
 
-from collector.app import GIL_SWITCH_INTERVAL_S
+from collector.runtime import GC_THRESHOLDS, GIL_SWITCH_INTERVAL_S
 
 # A real process: CollectorApp.run owns signals and the interpreter, so it runs as `serve` does.
 SERVE_AND_REPORT = """
+import gc
 import sys
 from pathlib import Path
 from collector.app import CollectorApp
 from collector.cli.serve import configure_logging
 from collector.config import load_collector_config
 from probes.clock import SystemClock
-before = sys.getswitchinterval()
+before = sys.getswitchinterval(), gc.get_threshold()
 config = load_collector_config(Path(sys.argv[1]))
 configure_logging(config.log)  # to stderr, as `serve` does
 CollectorApp(config, SystemClock()).run()
-print(before, sys.getswitchinterval())
+print(repr((before, (sys.getswitchinterval(), gc.get_threshold(), gc.get_freeze_count()))))
 """
 
 
-def test_a_serving_collector_hands_the_gil_round_every_half_millisecond(tmp_path: Path) -> None:
+def test_a_serving_collector_tunes_the_gil_switch_and_the_garbage_collector(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "customers").mkdir()
     config = tmp_path / "collector.yaml"
     config.write_text(yaml.safe_dump({
@@ -43,6 +48,9 @@ def test_a_serving_collector_hands_the_gil_round_every_half_millisecond(tmp_path
             break
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=30)
-    before, serving = (float(x) for x in out.split())
-    assert before == 0.005  # Python's default, for contrast
-    assert serving == GIL_SWITCH_INTERVAL_S
+    before, serving = ast.literal_eval(out.strip())
+    assert before == (0.005, (700, 10, 10))  # Python's defaults, for contrast
+    switch_interval, thresholds, frozen = serving
+    assert switch_interval == GIL_SWITCH_INTERVAL_S
+    assert thresholds == GC_THRESHOLDS
+    assert frozen > 10_000  # what start-up built: out of every collection's way
