@@ -311,8 +311,8 @@ class AgentStreamService(stream_pb2_grpc.AgentStreamServicer):
         log: structlog.typing.FilteringBoundLogger,
     ) -> None:
         host, version = hello.host[:HOST_MAX_CHARS], hello.version[:64]
-        acked_seq = await asyncio.wrap_future(self._opened.add(
-            agent_rows.StreamOpened(agent.agent_id, host, version, self._clock.now())))
+        acked_seq = await self._opened.write(
+            agent_rows.StreamOpened(agent.agent_id, host, version, self._clock.now()))
         if hello.last_acked_seq > acked_seq:
             # The store lost commits (restored from a backup): the agent already deleted them.
             log.warning("stream.agent_ahead", agent_acked_seq=hello.last_acked_seq,

@@ -22,11 +22,9 @@ them. That is where the throughput comes from, at 4 streams as at 5,000.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -129,7 +127,7 @@ class IngestStream:
 
         Items must be in ascending seq order.
         """
-        committed = await asyncio.wrap_future(self._ingest.queue(_QueuedBatch(self, items)))
+        committed = await self._ingest.write(_QueuedBatch(self, items))
         return committed.acked_seq
 
 
@@ -172,8 +170,8 @@ class Ingest:
         """Commit one batch outside any stream (a stream of its own)."""
         return await self.stream(agent_id, customer, host).commit(items)
 
-    def queue(self, batch: _QueuedBatch) -> Future[CommittedBatch]:
-        return self._batches.add(batch)
+    async def write(self, batch: _QueuedBatch) -> CommittedBatch:
+        return await self._batches.write(batch)
 
     # ---- in the writer thread ------------------------------------------------------------
 

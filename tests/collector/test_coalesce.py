@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -125,3 +126,24 @@ def test_when_the_store_cannot_be_opened_every_entry_fails_and_none_waits(
                 coalescer.add(name).result(10)
     finally:
         unopenable.close()
+
+
+def test_entries_written_from_the_event_loop_share_a_job_and_each_gets_its_own_outcome(
+    writer: StoreWriter,
+) -> None:
+    recorder = Recorder(bad={"b"})
+    coalescer: Coalescer[str, str] = Coalescer(writer, recorder.work)
+
+    async def scenario() -> list[str | BaseException]:
+        release = hold_writer(writer)
+        writes = [asyncio.ensure_future(coalescer.write(name)) for name in "abcd"]
+        await asyncio.sleep(0)  # every write queued behind the held writer
+        writes[3].cancel()  # a caller that gave up: the others are answered all the same
+        release.set()
+        return await asyncio.gather(*writes[:3], return_exceptions=True)
+
+    outcomes = asyncio.run(scenario())
+    assert outcomes[0] == "A"
+    assert isinstance(outcomes[1], ValueError)
+    assert outcomes[2] == "C"
+    assert recorder.jobs == [["a", "b", "c", "d"]]
