@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
+import orjson
 import sqlalchemy as sa
 import structlog
 
@@ -92,15 +93,21 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-# One encoder for every result: json.dumps with non-default separators builds a new encoder per
-# call, which was a tenth of the writer's time per result (bench/ingest.py).
+# json's encoder for what orjson will not write as JSON numbers: NaN and infinities (orjson
+# makes them null), which the stored text has always kept, as json writes them.
 _METRICS_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
 def _metrics_json(metrics: Any) -> str:
+    """Compact JSON of a result's metrics. orjson takes 0.2 µs where json takes 1.9 µs, and this
+    runs for every result ingested (bench/ingest.py)."""
     if not metrics:
         return "{}"
-    return _METRICS_ENCODER.encode(metrics if isinstance(metrics, dict) else dict(metrics))
+    as_dict = metrics if isinstance(metrics, dict) else dict(metrics)
+    text = orjson.dumps(as_dict).decode()
+    if "null" in text:  # a non-finite value (or a name with "null" in it: same text either way)
+        return _METRICS_ENCODER.encode(as_dict)
+    return text
 
 
 class StreamFailedError(RuntimeError):

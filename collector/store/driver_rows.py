@@ -36,12 +36,17 @@ def _identity(value: Any) -> Any:
     return value
 
 
+_SQLITE_TIME_TEXT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
+
 def _sqlite_time_text(value: Any) -> Any:
     """The text SQLAlchemy's SQLite DateTime stores, `YYYY-MM-DD HH:MM:SS.ffffff` (the wall
-    time; an offset is not kept), made by datetime's C isoformat: the dialect's own processor
-    formats seven fields in Python, a tenth of the writer's time per result."""
+    time; an offset is not kept), from a tuple rather than the dialect's dict of fields: 0.9 µs
+    against 2.5 µs for the dialect's processor or for isoformat on an aware time, the largest
+    Python cost of the writer per result (bench/ingest.py)."""
     if type(value) is datetime:
-        return value.isoformat(" ", "microseconds")[:26]
+        return _SQLITE_TIME_TEXT % (value.year, value.month, value.day, value.hour,
+                                    value.minute, value.second, value.microsecond)
     return _SQLITE_TIME(value) if _SQLITE_TIME is not None else value
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -309,3 +311,30 @@ def test_the_driver_time_text_is_the_dialects_own(moment: datetime) -> None:
     assert dialect_text is not None
     with sa.create_engine("sqlite://").connect() as conn:
         assert time_to_db(conn)(moment) == dialect_text(moment)
+
+
+def test_metrics_are_stored_as_json_that_reads_back_as_sent_non_finite_values_included(
+    store: sa.Engine, writer: StoreWriter, clock: ManualClock
+) -> None:
+    metrics = {"used_percent": 41.5, "free_bytes": 1.5e16, "tiny": 1e-7, "ünits": -0.0,
+               "ratio": math.nan, "limit": math.inf, "null_count": 3.0}
+    item = IncomingItem(1, "acme", "web1", Result(
+        probe="disks", check="disk:/data", status=Status.OK, summary="ok", observed_at=T0,
+        metrics=metrics))
+    ingest = Ingest(writer, clock)
+    asyncio.run(ingest.commit_batch("web1", "acme", "web1", [item]))
+    with store.connect() as conn:
+        stored = conn.execute(sa.select(results.c.metrics_json)).scalar_one()
+        state = conn.execute(sa.select(check_state.c.metrics_json)).scalar_one()
+    assert stored == state
+    read_back = json.loads(stored)
+    assert math.isnan(read_back.pop("ratio"))
+    assert read_back == {k: v for k, v in metrics.items() if k != "ratio"}
+    # Finite metrics only: the compact form, no spaces.
+    plain = IncomingItem(2, "acme", "web1", Result(
+        probe="disks", check="disk:/logs", status=Status.OK, summary="ok", observed_at=T0,
+        metrics={"used_percent": 41.5, "free_bytes": 2.0}))
+    asyncio.run(ingest.commit_batch("web1", "acme", "web1", [plain]))
+    with store.connect() as conn:
+        assert conn.execute(sa.select(results.c.metrics_json).where(
+            results.c.seq == 2)).scalar_one() == '{"used_percent":41.5,"free_bytes":2.0}'
