@@ -250,54 +250,34 @@ def test_a_batch_with_descending_seqs_or_over_the_limit_is_refused(
         assert conn.execute(sa.select(sa.func.count()).select_from(results)).scalar_one() == 0
 
 
-def test_a_heartbeat_updates_the_agents_row(
-    store: sa.Engine, clock: ManualClock, collector_at: Any, wire: Any
+@pytest.mark.parametrize("on_a_batch", [False, True], ids=["heartbeat", "on_a_batch"])
+def test_the_agents_figures_update_its_row_sent_alone_or_on_a_batch(
+    store: sa.Engine, clock: ManualClock, collector_at: Any, wire: Any, on_a_batch: bool
 ) -> None:
-    def spool_depth() -> int:
-        with store.connect() as conn:
-            return int(conn.execute(
-                sa.select(agents.c.spool_depth).where(agents.c.agent_id == "db1")).scalar_one())
+    figures = stream_pb2.Heartbeat(uptime_s=120.0, spool_depth=17, results_dropped=3,
+                                   rss_bytes=52_000_000, cpu_percent=0.4)
 
     async def scenario() -> None:
         async with collector_at(store, clock) as collector, \
                 grpc.aio.insecure_channel(collector.address) as channel:
             call = wire.open_stream(channel, DB1_TOKEN)
             await _welcomed(call, wire, agent_id="db1", customer="globex")
-            await call.write(stream_pb2.AgentMessage(heartbeat=stream_pb2.Heartbeat(
-                uptime_s=120.0, spool_depth=17, results_dropped=3, rss_bytes=52_000_000,
-                cpu_percent=0.4)))
-            await _until(lambda: spool_depth() == 17, "the heartbeat stored")
-            await call.done_writing()
-
-    asyncio.run(scenario())
-    with store.connect() as conn:
-        row = conn.execute(sa.select(agents).where(agents.c.agent_id == "db1")).one()
-    assert (row.results_dropped, row.rss_bytes, row.uptime_s) == (3, 52_000_000, 120.0)
-
-
-def test_figures_on_a_batch_update_the_agents_row_like_a_heartbeat(
-    store: sa.Engine, clock: ManualClock, collector_at: Any, wire: Any
-) -> None:
-    async def scenario() -> None:
-        async with collector_at(store, clock) as collector, \
-                grpc.aio.insecure_channel(collector.address) as channel:
-            call = wire.open_stream(channel, DB1_TOKEN)
-            await _welcomed(call, wire, agent_id="db1", customer="globex")
-            message = wire.batch([wire.result_item(1, customer="globex")])
-            message.batch.heartbeat.CopyFrom(stream_pb2.Heartbeat(
-                uptime_s=60.0, spool_depth=9, results_dropped=2, rss_bytes=51_000_000,
-                cpu_percent=0.3))
-            await call.write(message)
-            assert await _acked(call) == 1
+            if on_a_batch:
+                message = wire.batch([wire.result_item(1, customer="globex")])
+                message.batch.heartbeat.CopyFrom(figures)
+                await call.write(message)
+                assert await _acked(call) == 1
+            else:
+                await call.write(stream_pb2.AgentMessage(heartbeat=figures))
             await _until(lambda: collector.count(
-                agents, agents.c.agent_id == "db1", agents.c.spool_depth == 9) == 1,
+                agents, agents.c.agent_id == "db1", agents.c.spool_depth == 17) == 1,
                 "the figures stored")
             await call.done_writing()
 
     asyncio.run(scenario())
     with store.connect() as conn:
         row = conn.execute(sa.select(agents).where(agents.c.agent_id == "db1")).one()
-    assert (row.results_dropped, row.rss_bytes, row.uptime_s) == (2, 51_000_000, 60.0)
+    assert (row.results_dropped, row.rss_bytes, row.uptime_s) == (3, 52_000_000, 120.0)
 
 
 def test_a_second_stream_of_the_same_agent_replaces_the_first(
