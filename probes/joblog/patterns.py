@@ -1,8 +1,8 @@
 """Finds job start, success and failure lines in blocks of log lines, and turns them into JobRuns.
 
-Speed comes from never looping over lines in Python: the patterns of all jobs are joined into one
-alternation that scans a whole block (google-re2 when installed, a linear-time DFA; else `re`),
-and only the few lines it hits are matched again, pattern by pattern, to read the named groups:
+Speed comes from never looping over lines in Python: the patterns of all jobs are searched for
+together over a whole block (probes/joblog/scanner.py), and only the few lines they hit are
+matched again, pattern by pattern, to read the named groups:
 - `job` (or several `job_*` groups, joined with "."), `run_id`, `exit_code`, `ts`.
 
 Runs are tracked per job name: a start opens a run, a success or failure closes it. A failure
@@ -14,9 +14,8 @@ rather than inventing a second one. The open runs are state that outlives the pr
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -24,14 +23,13 @@ from typing import Any
 import structlog
 
 from probes.clock import Clock
+from probes.joblog.scanner import FAST_ENGINES, NAMED_GROUP, LineScanner, scoped_flags
 from probes.joblog.tailer import LineBlock, LineSpan
 from probes.result import EXCERPT_MAX_BYTES, JobOutcome, JobRun, cap_text
 
 log = structlog.get_logger(__name__)
 
 GROUP_NAMES = ("job", "run_id", "exit_code", "ts")
-_NAMED_GROUP = re.compile(r"\(\?P<(\w+)>")
-_GLOBAL_FLAGS = re.compile(r"^\(\?([aiLmsux]+)\)")
 # Lines under a failure that belong to its record: indented lines, tracebacks, Java causes.
 DEFAULT_CONTINUATION = r"^(?:[ \t]|Traceback \(|Caused by:|\.\.\. \d+ more)"
 # A stack trace longer than this is cut: the excerpt is capped in bytes anyway.
@@ -45,19 +43,11 @@ MAX_CONTEXT_LINE_CHARS = 1024
 MAX_CONTEXT_LINE_BYTES = 4 * MAX_CONTEXT_LINE_CHARS
 
 
-def scoped_flags(pattern: str) -> str:
-    """`(?i)abc` -> `(?i:abc)`, so a pattern keeps its flags inside an alternation."""
-    found = _GLOBAL_FLAGS.match(pattern)
-    if found is None:
-        return pattern
-    return f"(?{found.group(1)}:{pattern[found.end():]})"
-
-
 def compile_line_pattern(pattern: str) -> re.Pattern[bytes]:
     """A user's line regex as a bytes pattern; raises ValueError with a message for config."""
     if "(?P=" in pattern:
         raise ValueError("backreferences (?P=name) are not supported")
-    unknown = [g for g in _NAMED_GROUP.findall(pattern)
+    unknown = [g for g in NAMED_GROUP.findall(pattern)
                if g not in GROUP_NAMES and not g.startswith("job_")]
     if unknown:
         raise ValueError(
@@ -67,114 +57,6 @@ def compile_line_pattern(pattern: str) -> re.Pattern[bytes]:
         return re.compile(scoped_flags(pattern).encode("utf-8"), re.MULTILINE)
     except re.error as exc:
         raise ValueError(f"bad regular expression: {exc}") from exc
-
-
-def _prefilter_source(patterns: Sequence[str]) -> str:
-    bare = [_NAMED_GROUP.sub("(?:", scoped_flags(p)) for p in patterns]
-    return "(?m)" + "|".join(f"(?:{p})" for p in bare)
-
-
-# Blocks at least this big (the tailer reads up to 256 KiB at once) are scanned with google-re2,
-# a linear-time DFA, 3x faster than `re` on a backlog; smaller ones, the steady state of a tailed
-# log (a few lines a second), with `re`.
-# re2 is imported at the first big block, so an agent that only follows its logs never pays its
-# ~2 MiB resident (the agent's budget is 55 MiB).
-RE2_MIN_BLOCK_BYTES = 32 * 1024
-
-
-class LineScanner:
-    """Yields the (start, end) of each line of buffer[start:end] that any pattern may match."""
-
-    def __init__(self, patterns: Sequence[str], *, use_re2: bool = True) -> None:
-        self._source = _prefilter_source(patterns).encode("utf-8")
-        self._start_re: MatchStart | None = None
-        if patterns:
-            self._start_re = _search_start(re.compile(self._source).search)
-        self._start_re2: MatchStart | None = None
-        self._try_re2 = bool(patterns) and use_re2
-        self.engine = "re"
-
-    def _load_re2(self) -> None:
-        self._try_re2 = False  # one attempt: re2 is there and takes the pattern, or not
-        try:
-            re2 = importlib.import_module("re2")
-            options = re2.Options()
-            # Latin-1: every byte is a character, as in a Python bytes pattern, so invalid
-            # UTF-8 in a log line cannot hide a match.
-            options.encoding = re2.Options.Encoding.LATIN1
-            options.never_capture = True
-            options.log_errors = False
-            self._start_re2 = _re2_start(re2, re2.compile(self._source, options))
-            self.engine = "re2"
-        except ImportError:
-            pass
-        except Exception as exc:  # noqa: BLE001 - re2 refuses some syntax: `re` still works
-            log.info("joblog.re2_unusable", error=str(exc))
-
-    def candidate_lines(
-        self, data: bytes | bytearray, start: int = 0, end: int | None = None
-    ) -> Iterator[tuple[int, int]]:
-        """Positions are in `data`; buffer[start:end] must be whole lines."""
-        size = len(data) if end is None else end
-        match_start = self._start_re
-        if size - start >= RE2_MIN_BLOCK_BYTES:
-            if self._try_re2:
-                self._load_re2()
-            match_start = self._start_re2 or match_start
-        if match_start is None:
-            return
-        pos = start
-        while pos < size:
-            hit = match_start(data, pos, size)
-            if hit < 0:
-                return
-            line_start = max(start, data.rfind(b"\n", start, hit) + 1)
-            line_end = data.find(b"\n", hit, size)
-            if line_end < 0:
-                line_end = size
-            yield line_start, line_end
-            pos = line_end + 1
-
-
-# Where the first match in data[pos:endpos] starts (as if data ended at endpos); -1: none.
-MatchStart = Callable[[bytes | bytearray, int, int], int]
-
-
-def _search_start(
-    search: Callable[[bytes | bytearray, int, int], re.Match[bytes] | None],
-) -> MatchStart:
-    def match_start(data: bytes | bytearray, pos: int, endpos: int) -> int:
-        found = search(data, pos, endpos)
-        return -1 if found is None else found.start()
-
-    return match_start
-
-
-def _re2_start(re2: Any, compiled: Any) -> MatchStart:
-    """The compiled RE2's own Match when this google-re2 exposes it: its Python search wraps
-    every call in a generator and a match object (a tenth of the scan's cost on 64 KiB blocks,
-    where hits are rare). Else the public search.
-
-    Both take the tailer's bytearray without a copy. RE2 sees the bytes past endpos as context
-    (`$` would not match at endpos): a view cut at endpos makes it end there, as `re` does."""
-    raw = getattr(compiled, "_regexp", None)
-    anchor = getattr(getattr(re2, "_Anchor", None), "UNANCHORED", None)
-    try:
-        if raw is not None and anchor is not None and raw.Match(anchor, b"x", 0, 1):
-            raw_match = raw.Match
-
-            def match_start(data: bytes | bytearray, pos: int, endpos: int) -> int:
-                if endpos < len(data):
-                    with memoryview(data) as whole, whole[:endpos] as text:
-                        found: int = raw_match(anchor, text, pos, endpos)[0][0]
-                        return found
-                start: int = raw_match(anchor, data, pos, endpos)[0][0]
-                return start
-
-            return match_start
-    except Exception as exc:  # noqa: BLE001 - an internal that changed: the public API works
-        log.info("joblog.re2_internal_unusable", error=str(exc))
-    return _search_start(compiled.search)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,14 +148,16 @@ class JobMatcher:
         *,
         errors: str = "replace",
         excerpt_max_bytes: int = EXCERPT_MAX_BYTES,
-        use_re2: bool = True,
+        scan_engines: Sequence[str] = FAST_ENGINES,
     ) -> None:
         self.probe_name = probe_name
         self.jobs = tuple(jobs)
         self.clock = clock
         self.errors = errors
         self.excerpt_max_bytes = excerpt_max_bytes
-        self.scanner = LineScanner([s for job in self.jobs for s in job.sources], use_re2=use_re2)
+        self.scanner = LineScanner(
+            [s for job in self.jobs for s in job.sources], engines=scan_engines
+        )
         self.context_lines = max((j.excerpt_before for j in self.jobs), default=0)
         self._jobs_by_path: dict[str, tuple[JobRules, ...]] = {}
         self._items: list[JobRun | _PendingFailure] = []

@@ -44,6 +44,7 @@ from probes.joblog.patterns import (
     compile_line_pattern,
 )
 from probes.joblog.presets import PRESETS
+from probes.joblog.scanner import FAST_ENGINES
 from probes.joblog.tailer import (
     COMPRESSED_SUFFIXES,
     FilePosition,
@@ -220,7 +221,9 @@ def joblog_result(
 
 
 class JoblogProbe:
-    def __init__(self, config: JoblogConfig, ctx: ProbeContext) -> None:
+    def __init__(
+        self, config: JoblogConfig, ctx: ProbeContext, *, scan_engines: Sequence[str] = FAST_ENGINES
+    ) -> None:
         self.name = config.name
         self.config = config
         self.clock = ctx.clock
@@ -229,6 +232,7 @@ class JoblogProbe:
         self._matcher = JobMatcher(
             config.name, [job.rules() for job in config.jobs], ctx.clock,
             errors=config.encoding_errors, excerpt_max_bytes=config.excerpt_max_bytes,
+            scan_engines=scan_engines,
         )
         # What the last commit saved: every run starts from here, so a run whose items never
         # reached the spool is read again.

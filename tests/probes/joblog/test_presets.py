@@ -9,7 +9,6 @@ import pytest
 
 from probes.base import ProbeContext
 from probes.clock import ManualClock
-from probes.joblog.patterns import RE2_MIN_BLOCK_BYTES, LineScanner
 from probes.joblog.probe import JoblogConfig, JoblogProbe
 from probes.result import JobOutcome, JobRun, Result, Status
 
@@ -95,24 +94,6 @@ def test_shell_preset_start_end_and_error(tmp_path: Path) -> None:
         ("cleanup", JobOutcome.FAILED),
     ]
     assert runs[1].finished_at == datetime(2024, 5, 1, 0, 0, 5, tzinfo=UTC)
-
-
-@pytest.mark.parametrize("use_re2", [True, False])
-def test_both_scan_engines_find_the_same_lines(use_re2: bool) -> None:
-    # Padded past RE2_MIN_BLOCK_BYTES: only a backlog-sized block is scanned with re2.
-    filler = b"nothing to see here\n" * (RE2_MIN_BLOCK_BYTES // 20 + 1)
-    data = b"a START x\n" + filler + b"\xff END y exit=0\nSTART\n(?i) error z\n"
-    scanner = LineScanner([r"START \w", r"(?i)ERROR z", r"END (?P<job>\w+) exit=0$"],
-                          use_re2=use_re2)
-    lines = [data[s:e] for s, e in scanner.candidate_lines(data)]
-    assert lines == [b"a START x", b"\xff END y exit=0", b"(?i) error z"]
-    assert scanner.engine == ("re2" if use_re2 else "re")
-
-
-def test_a_small_block_is_scanned_without_loading_re2() -> None:
-    scanner = LineScanner([r"START \w"])
-    assert [b"START x\n"[s:e] for s, e in scanner.candidate_lines(b"START x\n")] == [b"START x"]
-    assert scanner.engine == "re"
 
 
 # --------------------------------------------------------------------------- real logs
