@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: Path) -> AgentConfig | None:
+def _load(path: Path, problems: TextIO) -> AgentConfig | None:
     from agent.config import load_agent_config
     from probes.configfile import ConfigError
 
@@ -57,15 +57,17 @@ def _load(path: Path) -> AgentConfig | None:
         # On the host: the token file must exist and be private, or the agent cannot connect.
         return load_agent_config(path, check_files=True)
     except ConfigError as exc:
-        sys.stderr.write(f"{exc}\n")
+        problems.write(f"{exc}\n")
         return None
 
 
 def check(path: Path) -> int:
-    config = _load(path)
+    """Prints as `daybreak check` does: the problems, or `FILE: ok`, on standard output."""
+    config = _load(path, sys.stdout)
     if config is None:
         return 1
-    sys.stdout.write(f"{path}: OK ({len(config.probes)} probes)\n")
+    count = len(config.probes)
+    sys.stdout.write(f"{path}: ok ({count} probe{'' if count == 1 else 's'})\n")
     return 0
 
 
@@ -143,7 +145,7 @@ def serve(path: Path) -> int:
     from agent.logs import configure_logging
     from probes.clock import SystemClock
 
-    config = _load(path)
+    config = _load(path, sys.stderr)
     if config is None:
         return 1
     if any(probe.needs_ssl for probe in config.probes):

@@ -45,7 +45,7 @@ def test_check_accepts_a_good_file(tmp_path: Path) -> None:
     done = subprocess.run([AGENT, "check", "--config", path], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == f"{path}: OK (1 probes)\n"
+    assert done.stdout == f"{path}: ok (1 probe)\n"
 
 
 def test_check_refuses_a_bad_file_with_file_line_and_field(tmp_path: Path) -> None:
@@ -54,7 +54,7 @@ def test_check_refuses_a_bad_file_with_file_line_and_field(tmp_path: Path) -> No
     done = subprocess.run([AGENT, "check", "--config", path], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 1
-    [line] = done.stderr.splitlines()
+    [line] = done.stdout.splitlines()  # where `daybreak check` prints them too
     assert line.startswith(f"{path}:")
     assert ": probes[0].interval_s: Input should be greater than or equal to 1" in line
 
@@ -110,8 +110,8 @@ def test_check_on_the_host_refuses_a_token_file_others_can_read(tmp_path: Path) 
     done = subprocess.run([AGENT, "check", "--config", path], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.returncode == 1
-    assert done.stderr.startswith(f"{path}:6: token_file: ")  # yaml.safe_dump: line 6
-    assert f"chmod 600 {tmp_path / 'agent.token'}" in done.stderr
+    assert done.stdout.startswith(f"{path}:6: token_file: ")  # yaml.safe_dump: line 6
+    assert f"chmod 600 {tmp_path / 'agent.token'}" in done.stdout
 
 
 def test_the_running_daemon_reads_its_config_and_job_logs_without_openssl_or_libyaml(
