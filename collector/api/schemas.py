@@ -46,6 +46,9 @@ class Incident(_Shape):
     occurrences: int
     opened_at: UtcDateTime
     last_seen_at: UtcDateTime
+    first_observed_at: UtcDateTime | None = Field(
+        None, description="when the host saw the first occurrence; earlier than opened_at when "
+        "its results arrived late")
     resolved_at: UtcDateTime | None
     resolution: str
     # The customer's contract (issue 5). Due times are counted in the customer's service hours.

@@ -4,7 +4,7 @@ and working it (acknowledge, resolve, with a note that goes into its history and
 from __future__ import annotations
 
 import argparse
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,6 +20,7 @@ from collector.cli.output import (
     utc_text,
     write,
 )
+from collector.expectations.schedule import format_duration
 
 
 def register(subparsers: Any) -> None:
@@ -94,6 +95,20 @@ def run_action(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# Results normally arrive within seconds; beyond this the ticket says when the host saw it.
+REPORTED_LATE = timedelta(minutes=1)
+
+
+def seen_late_text(incident: dict[str, Any], zone: str | None) -> str:
+    """When the host saw the problem, if its results arrived late (an outage), else empty."""
+    seen = parse_time(incident.get("first_observed_at"))
+    opened = parse_time(incident["opened_at"])
+    if seen is None or opened is None or opened - seen < REPORTED_LATE:
+        return ""
+    return (f"{time_text(incident['first_observed_at'], zone)}, "
+            f"reported {format_duration(opened - seen)} later")
+
+
 def ticket_text(incident: dict[str, Any]) -> str:
     """One incident the way a service-desk agent reads a ticket: what, where, since when,
     what was expected and seen, the evidence, what to do, what happened so far."""
@@ -125,6 +140,7 @@ def ticket_text(incident: dict[str, Any]) -> str:
         ("escalated", escalated),
         ("expectation", f"{incident['expectation']} ({incident['subject']})"),
         ("opened", time_text(incident["opened_at"], zone)),
+        ("seen on host", seen_late_text(incident, zone)),
         ("last seen", time_text(incident["last_seen_at"], zone)),
         ("occurrences", str(incident["occurrences"])),
         ("runbook", incident.get("runbook", "")),

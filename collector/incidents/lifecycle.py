@@ -157,6 +157,7 @@ class IncidentLifecycle:
                 last_occurrence=verdict.occurrence,
                 opened_at=now,
                 last_seen_at=now,
+                first_observed_at=_utc(verdict.observed_at),
                 priority=sla.priority,
                 respond_by=sla.respond_by,
                 resolve_by=sla.resolve_by,

@@ -131,6 +131,9 @@ incidents = sa.Table(
     sa.Column("last_occurrence", sa.String(255), nullable=False, server_default=""),
     sa.Column("opened_at", UTC_TIME, nullable=False),
     sa.Column("last_seen_at", UTC_TIME, nullable=False),
+    # When the host saw the first occurrence (the probe's own time): hours before opened_at
+    # when its results waited in the agent's spool through an outage.
+    sa.Column("first_observed_at", UTC_TIME),
     sa.Column("resolved_at", UTC_TIME),
     sa.Column("resolution", sa.Text, nullable=False, server_default=""),
     # The customer's contract (collector/incidents/service_hours.py): its level (P1..), and

@@ -52,3 +52,13 @@ def test_a_ticket_without_a_contract_leaves_those_lines_out() -> None:
     assert "respond by" not in text
     assert "related" not in text
     assert "state             open" in text.splitlines()
+
+
+def test_a_problem_reported_late_says_when_the_host_saw_it() -> None:
+    # The agent's results waited in its spool through an outage: seen at 02:13, opened 06:40.
+    late = {**INCIDENT, "first_observed_at": "2025-03-08T01:13:00Z",
+            "opened_at": "2025-03-08T05:40:00Z"}
+    assert ("seen on host      2025-03-08 01:13:00 UTC (02:13:00 Europe/Berlin), "
+            "reported 4h 27m later") in ticket_text(late).splitlines()
+    on_time = {**INCIDENT, "first_observed_at": "2025-03-08T00:59:40Z"}
+    assert "seen on host" not in ticket_text(on_time)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,23 @@ def test_the_first_bad_result_opens_a_filled_in_incident(
     assert incident.observed.startswith("used_percent = 85")
     assert incident.opened_at.replace(tzinfo=UTC) == START
     assert events_of(db, incident.id) == ["opened"]
+
+
+def test_results_that_arrive_late_keep_the_time_the_host_saw_them(
+    db: sa.Engine, engine: IncidentEngine, clock: ManualClock,
+) -> None:
+    # The run failed at 02:00 and waited in the agent's spool until the link came back at 06:30.
+    clock.advance(4.5 * 3600)
+    feed(db, engine, "db-01", export_run("42", JobOutcome.FAILED, START))
+    [incident] = all_incidents(db)
+    assert incident.opened_at.replace(tzinfo=UTC) == START + timedelta(hours=4, minutes=30)
+    assert incident.first_observed_at.replace(tzinfo=UTC) == START
+    # A later occurrence moves last_seen_at, never the first observation.
+    clock.advance(0.5 * 3600)
+    feed(db, engine, "db-01", export_run("43", JobOutcome.FAILED, START + timedelta(hours=5)))
+    [incident] = all_incidents(db)
+    assert incident.occurrences == 2
+    assert incident.first_observed_at.replace(tzinfo=UTC) == START
 
 
 def test_repeats_add_occurrences_to_one_incident_without_event_rows(
