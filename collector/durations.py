@@ -1,4 +1,5 @@
-"""Durations as people write them in customer files: "90s", "15m", "2h", "1h30m", "2d".
+"""Durations as people write them in customer files: "90s", "15m", "2h", "1h30m", "2d", and
+as titles and tickets show them ("2h 05m").
 
 Its own module because both the customer file (service levels, windows) and the expectation
 kinds (deadlines, freshness) read them, and customers.py imports the expectation catalog.
@@ -28,3 +29,15 @@ def parse_duration(value: object) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def format_duration(span: timedelta | float) -> str:
+    """2h 05m, 14m 10s, 3s: how long something ran, for titles."""
+    seconds = int(span.total_seconds() if isinstance(span, timedelta) else span)
+    hours, rest = divmod(max(seconds, 0), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"

@@ -20,7 +20,7 @@ from collector.cli.output import (
     utc_text,
     write,
 )
-from collector.expectations.schedule import format_duration
+from collector.durations import format_duration
 
 
 def register(subparsers: Any) -> None:

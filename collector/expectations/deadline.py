@@ -46,7 +46,7 @@ import sqlalchemy as sa
 from pydantic import PrivateAttr, field_validator, model_validator
 from sqlalchemy.dialects import postgresql, sqlite
 
-from collector.durations import Duration, parse_duration
+from collector.durations import Duration, format_duration, parse_duration
 from collector.expectations.base import (
     ExpectationBase,
     Glob,
@@ -59,7 +59,6 @@ from collector.expectations.base import (
 from collector.expectations.schedule import (
     check_schedule,
     clock_time,
-    format_duration,
     latest_slot_at_or_before,
     local_label,
     next_wall_time,

@@ -28,6 +28,7 @@ from typing import ClassVar, Literal, Self
 import sqlalchemy as sa
 from pydantic import Field, PrivateAttr, model_validator
 
+from collector.durations import format_duration
 from collector.expectations.base import (
     ExpectationBase,
     Glob,
@@ -36,7 +37,6 @@ from collector.expectations.base import (
     Verdict,
     compile_glob,
 )
-from collector.expectations.schedule import format_duration
 from collector.store.schema import job_runs
 from probes.result import JobOutcome, JobRun
 

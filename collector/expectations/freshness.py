@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import PrivateAttr
 
-from collector.durations import Duration
+from collector.durations import Duration, format_duration
 from collector.expectations.base import (
     ExpectationBase,
     Glob,
@@ -29,7 +29,7 @@ from collector.expectations.base import (
     Verdict,
     compile_glob,
 )
-from collector.expectations.schedule import clock_time, format_duration
+from collector.expectations.schedule import clock_time
 
 
 class CheckFreshnessExpectation(ExpectationBase):

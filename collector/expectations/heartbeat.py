@@ -25,9 +25,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from collector.durations import Duration
+from collector.durations import Duration, format_duration
 from collector.expectations.base import ExpectationBase, Outcome, Severity, Verdict
-from collector.expectations.schedule import clock_time, format_duration
+from collector.expectations.schedule import clock_time
 
 # How many heartbeat intervals an agent may miss before it counts as silent.
 DEFAULT_MISSED_HEARTBEATS = 3

@@ -32,18 +32,6 @@ _CLOCK_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
 
-def format_duration(span: timedelta | float) -> str:
-    """2h 05m, 14m 10s, 3s: how long something ran, for titles."""
-    seconds = int(span.total_seconds() if isinstance(span, timedelta) else span)
-    hours, rest = divmod(max(seconds, 0), 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
-
-
 def parse_clock_time(value: str) -> time | None:
     """ "06:30" -> time(6, 30); None when value is not a clock time (then it is a duration)."""
     found = _CLOCK_RE.match(value.strip())

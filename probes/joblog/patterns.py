@@ -20,14 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-import structlog
-
 from probes.clock import Clock
 from probes.joblog.scanner import FAST_ENGINES, NAMED_GROUP, LineScanner, scoped_flags
 from probes.joblog.tailer import LineBlock, LineSpan
 from probes.result import EXCERPT_MAX_BYTES, JobOutcome, JobRun, cap_text
-
-log = structlog.get_logger(__name__)
 
 GROUP_NAMES = ("job", "run_id", "exit_code", "ts")
 # Lines under a failure that belong to its record: indented lines, tracebacks, Java causes.
